@@ -1,0 +1,65 @@
+"""One virtual environment per agent SDK, under `.cache/sdk-venvs/<sdk>`.
+
+The SDKs pin conflicting dependencies and are heavy (the Claude Agent SDK wheel carries a
+400 MB CLI), so none of them goes into the repo's test venv. Each venv is built from
+`requirements-<sdk>.txt` and rebuilt only when those requirements (or the files they
+include) change; pip's downloads are cached in `.cache/pip`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CACHE = REPO / ".cache"
+SDKS = ("anthropic", "openai", "langgraph", "crewai")
+
+
+def _requirement_files(path: Path) -> list[Path]:
+    """`path` and every file it includes with `-r`, recursively."""
+    files = [path]
+    for line in path.read_text().splitlines():
+        if line.startswith("-r "):
+            files += _requirement_files((path.parent / line[3:].strip()).resolve())
+    return files
+
+
+def _fingerprint(requirements: Path) -> str:
+    digest = hashlib.sha256(sys.version.encode())
+    for file in _requirement_files(requirements):
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_sdk_venv(sdk: str) -> Path:
+    """The venv's python for `sdk`, created or refreshed when its requirements changed."""
+    requirements = HERE / f"requirements-{sdk}.txt"
+    venv = CACHE / "sdk-venvs" / sdk
+    python = venv / "bin" / "python"
+    stamp = venv / ".requirements-sha256"
+    wanted = _fingerprint(requirements)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"{sdk}.lock", "w") as lock:
+        # Two test processes must not build the same venv at once.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == wanted and python.exists():
+            return python
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        install(python, "-r", str(requirements))
+        stamp.write_text(wanted)
+    return python
+
+
+def install(python: Path, *args: str) -> None:
+    """`pip install` into the venv of `python`, with the shared download cache."""
+    command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["--cache-dir", str(CACHE / "pip"), *args]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
