@@ -1,0 +1,338 @@
+"""Helpers shared by the repository's tests: services from the environment, throwaway
+databases, and real server processes (uvicorn, workers, Redis) with their logs kept.
+
+The services come from `scripts/services start` (FORGE_PG_URL, FORGE_REDIS_URL). A missing
+variable fails the test: a skipped end-to-end test would hide exactly what it exists to find.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Shared with scripts/python-env: every venv made by the tests downloads through it.
+PIP_CACHE_DIR = REPO_ROOT / ".cache" / "pip"
+
+SERVICES_HINT = (
+    'start the services first: eval "$(scripts/services start)" (scripts/test does it)'
+)
+
+
+def require_env(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        pytest.fail(f"{name} is not set; {SERVICES_HINT}", pytrace=False)
+    return value
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (callers retry on a lost race)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _with_database(url: str, database: str, scheme: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(
+        (scheme, parts.netloc, "/" + database, parts.query, parts.fragment)
+    )
+
+
+async def _admin_execute(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url, timeout=15)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_database(admin_url: str, prefix: str = "forge_test") -> str:
+    """Creates an empty database and returns its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    return name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    # FORCE ends sessions a crashed app may have left open (PostgreSQL 13+).
+    asyncio.run(
+        _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    )
+
+
+@contextlib.contextmanager
+def throwaway_database(admin_url: str, prefix: str = "forge_test") -> Iterator[str]:
+    """Yields the SQLAlchemy asyncpg URL of a new database, dropped afterwards."""
+    name = create_database(admin_url, prefix)
+    try:
+        yield _with_database(admin_url, name, "postgresql+asyncpg")
+    finally:
+        drop_database(admin_url, name)
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+# DB 0 is left to whoever uses the instance by hand; tests take 1..15 in turn.
+_redis_dbs = itertools.cycle(range(1, 16))
+
+
+@contextlib.contextmanager
+def redis_database(base_url: str) -> Iterator[str]:
+    """Yields a URL to a Redis logical database, flushed before and after."""
+    import redis
+
+    parts = urlsplit(base_url)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{next(_redis_dbs)}", "", ""))
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+        yield url
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            client.flushdb()
+        client.close()
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+@dataclass
+class ManagedProcess:
+    """A server process in its own session, its output in a log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes]
+    started_at: float = field(default_factory=time.monotonic)
+    stopped_at: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_text(self, tail_lines: int | None = None) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        if tail_lines is not None:
+            text = "\n".join(text.splitlines()[-tail_lines:])
+        return text
+
+    def describe(self, tail_lines: int = 80) -> str:
+        state = "running" if self.alive() else f"exited with {self.popen.returncode}"
+        return (
+            f"--- {self.name} (pid {self.pid}, {state}); log {self.log_path} ---\n"
+            f"$ {' '.join(self.argv)}\n{self.log_text(tail_lines)}"
+        )
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the whole group (uvicorn's worker processes too), then SIGKILL."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
+        if self.alive():
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.popen.wait(10)
+        # Children that outlived their parent still hold the group id.
+        self.signal_group(signal.SIGKILL)
+
+
+# Every process started by the helpers, so a failing test's report can show their logs.
+LIVE_PROCESSES: list[ManagedProcess] = []
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_dir: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+    with log_path.open("wb") as log_file:
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    process = ManagedProcess(name=name, argv=list(argv), log_path=log_path, popen=popen)
+    LIVE_PROCESSES.append(process)
+    return process
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def wait_until(
+    process: ManagedProcess, check: Callable[[], bool], what: str, timeout: float = 60.0
+) -> None:
+    """Polls `check` until it is true; fails with the process's log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not process.alive():
+            raise StartupError(
+                f"{process.name} exited before {what}\n{process.describe()}"
+            )
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            raise StartupError(
+                f"{process.name}: no {what} within {timeout:.0f}s\n{process.describe()}"
+            )
+        time.sleep(0.2)
+
+
+@dataclass
+class Server:
+    process: ManagedProcess
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def _port_taken(process: ManagedProcess) -> bool:
+    return "address already in use" in process.log_text().lower()
+
+
+def start_uvicorn(
+    app: str,
+    *,
+    log_dir: Path,
+    python: str | Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    factory: bool = False,
+    health_path: str = "/health",
+    timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
+    name: str = "uvicorn",
+) -> Server:
+    """Starts `python -m uvicorn APP` on a free port and waits until `health_path` answers
+    200 (with several workers, until it has answered a few times in a row)."""
+    for _attempt in range(3):
+        port = free_port()
+        argv = [
+            str(python),
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        argv += [
+            "--workers",
+            str(workers),
+            *(["--factory"] if factory else []),
+            *extra_args,
+        ]
+        process = spawn(name, argv, log_dir=log_dir, cwd=cwd, env=env)
+
+        def healthy(url: str = f"http://127.0.0.1:{port}{health_path}") -> bool:
+            return httpx.get(url, timeout=2).status_code == 200
+
+        try:
+            wait_until(process, healthy, f"200 from {health_path}", timeout)
+            # The socket is shared: the first answer may come before every worker is up.
+            if workers > 1:
+                started = functools.partial(_workers_started, process, workers)
+                wait_until(process, started, "all workers", timeout)
+            return Server(process=process, port=port)
+        except StartupError:
+            process.stop()
+            if not _port_taken(process):
+                raise
+    raise StartupError(f"{name}: no free port after 3 attempts")
+
+
+def _workers_started(process: ManagedProcess, workers: int) -> bool:
+    return process.log_text().count("Application startup complete") >= workers
+
+
+def start_redis_server(log_dir: Path, name: str = "redis") -> Server:
+    """A private, throwaway Redis (no persistence) for tests that stop it on purpose."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(f"redis-server is not on PATH; {SERVICES_HINT}", pytrace=False)
+    for _attempt in range(3):
+        port = free_port()
+        argv = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        process = spawn(name, argv, log_dir=log_dir)
+
+        def ready(port: int = port) -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+
+        try:
+            wait_until(process, ready, "PONG", 30)
+            return Server(process=process, port=port)
+        except StartupError:
+            process.stop()
+            if not _port_taken(process):
+                raise
+    raise StartupError(f"{name}: no free port after 3 attempts")
