@@ -1367,8 +1367,10 @@ async def check_rate(services: Services, principal: Principal) -> RateDecision:
 
 
 async def rate_limited(services: ServicesDep, principal: PrincipalDep) -> Principal:
-    """Per user, after auth: agent calls cost money per user, and a verified subject
-    cannot be spoofed the way a client IP behind a proxy can."""
+    """Per user, after auth, on the routes that start runs: runs cost money per user,
+    and a verified subject cannot be spoofed the way a client IP behind a proxy can.
+    Job status and cancel are not limited: polling is cheap, and a client must always
+    be able to stop a run it pays for."""
     decision = await check_rate(services, principal)
     if not decision.allowed:
         RATE_LIMITED.inc()
@@ -1478,7 +1480,7 @@ async def run_async(
 
 @agents_router.get("/jobs/{job_id}")
 async def get_job(
-    job_id: str, services: ServicesDep, principal: LimitedPrincipal
+    job_id: str, services: ServicesDep, principal: PrincipalDep
 ) -> JobOut:
     job = await services.jobs.store.get(job_id, principal.subject)
     if job is None:  # someone else's job is "not found" too: ids are not disclosed
@@ -1490,7 +1492,7 @@ async def get_job(
     "/jobs/{job_id}", response_model=JobOut, responses={202: {"model": JobOut}}
 )
 async def cancel_job(
-    job_id: str, services: ServicesDep, principal: LimitedPrincipal
+    job_id: str, services: ServicesDep, principal: PrincipalDep
 ) -> JobOut | Response:
     """Cancel a queued or running job: 200 once it is cancelled, 202 while the worker
     that runs it is still stopping it, 409 if it had already finished."""
@@ -1634,7 +1636,8 @@ async def _ws_authenticate(websocket: WebSocket, settings: Settings) -> Principa
 @agents_router.websocket("/ws")
 async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
     """Messages in: auth, ping, run {prompt, model?, timeout_seconds?, id?}, cancel.
-    Out: ready, pong, the run's chunks tagged with its id, done/error/cancelled.
+    Out: ready, pong, and per run its chunks then done/error/cancelled, each with
+    `run_id` (the run message's `id`, or a generated one).
     Close codes: 1008 auth failed or timed out, 1011 server error; the client closes
     normally (1000) when it is done."""
     await websocket.accept()
@@ -1647,6 +1650,7 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
         return
     send_lock = asyncio.Lock()
     current: asyncio.Task[None] | None = None
+    current_id: str | None = None
     STREAMS_OPEN.labels("ws").inc()
 
     async def send(message: dict[str, Any]) -> None:
@@ -1657,7 +1661,7 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
         timeout = effective_timeout(services.settings, body.timeout_seconds)
 
         async def forward(chunk: AgentChunk) -> None:
-            await send({"type": chunk.type, "id": run_id, **_chunk_payload(chunk)})
+            await send({"type": chunk.type, "run_id": run_id, **_chunk_payload(chunk)})
 
         started = time.perf_counter()
         try:
@@ -1671,7 +1675,7 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
             await send(
                 {
                     "type": "done",
-                    "id": run_id,
+                    "run_id": run_id,
                     "usage": [asdict(item) for item in result.usage],
                     "duration_seconds": round(time.perf_counter() - started, 3),
                 }
@@ -1680,7 +1684,7 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
             await send(
                 {
                     "type": "error",
-                    "id": run_id,
+                    "run_id": run_id,
                     "code": "agent_timeout",
                     "message": f"the agent gave no result within {timeout:g} s",
                 }
@@ -1694,7 +1698,7 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
             await send(
                 {
                     "type": "error",
-                    "id": run_id,
+                    "run_id": run_id,
                     "code": "internal_error",
                     "message": "failed",
                 }
@@ -1723,7 +1727,7 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
                     current.cancel()
                     with suppress(asyncio.CancelledError):
                         await current
-                    await send({"type": "cancelled", "id": message.get("id")})
+                    await send({"type": "cancelled", "run_id": current_id})
             elif kind == "run":
                 if current is not None and not current.done():
                     await send(
@@ -1752,8 +1756,8 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
                         }
                     )
                     continue
-                run_id = str(message.get("id") or uuid.uuid4().hex)
-                current = asyncio.create_task(run_one(body, run_id))
+                current_id = str(message.get("id") or uuid.uuid4().hex)
+                current = asyncio.create_task(run_one(body, current_id))
             else:
                 await send({"type": "error", "code": "unknown_type", "message": kind})
     except WebSocketDisconnect:
