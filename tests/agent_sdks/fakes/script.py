@@ -50,14 +50,18 @@ class Script:
     played: list[Turn] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def next_turn(self, model: str, *, tool_names: list[str], tool_output: str | None) -> Turn:
+    def next_turn(
+        self, model: str, *, tool_names: list[str], tool_output: str | None, cache_writes: bool = True
+    ) -> Turn:
+        """`cache_writes=False` for wire formats without a cache-write figure."""
         n = next(self._ids)
+        write = 60 if cache_writes else 0
         if tool_output is not None:
             # Echo what the agent sent back, so a wrong or missing tool result shows up.
             parts = [p if p != TOOL_OUTPUT else tool_output for p in FINAL_TEXT_PARTS]
             turn = Turn("final", model, TokenUsage(130 + n, 17, 40, 0), parts)
         elif declared := [name for name in tool_names if name.endswith(TOOL_NAME)]:
-            usage = TokenUsage(120 + n, 23, 0, 60)
+            usage = TokenUsage(120 + n, 23, 0, write)
             turn = Turn("tool_call", model, usage, call_id=f"call_{n}", tool_name=declared[0])
         else:
             turn = Turn("side", model, TokenUsage(9, 2), ["ok"])
