@@ -1,37 +1,30 @@
-"""Helpers for the template tests: real uvicorn processes, throwaway PostgreSQL
-databases and Redis key prefixes, a cuttable TCP proxy, JWTs and an SSE reader.
-
-FORGE_PG_URL and FORGE_REDIS_URL come from `scripts/services start`; a missing one is a
-failure, never a skip.
-"""
+"""Helpers for the template tests: templates under real uvicorn (through the shared
+forge_testing plumbing), a cuttable TCP proxy, JWTs, an SSE reader that keeps comments,
+and a Prometheus text reader."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import http.client
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import jwt
-import pytest
-import redis
+from forge_testing import Server, free_port, start_uvicorn
 
 TEMPLATES = (
     Path(__file__).resolve().parents[2]
@@ -44,183 +37,56 @@ SECRET = "template-tests-secret-" + "x" * 32
 AUDIENCE = "forge-agent-api"
 
 
-def required_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(
-            f"{name} is not set: run the tests through scripts/test"
-            ' (or eval "$(scripts/services start)")'
-        )
-    return value
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --------------------------------------------------------------------------- processes
 
 
-@dataclass
-class Server:
-    """A uvicorn process group started by a test; its stdout is a JSON log file."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    cwd: Path
-    log_path: Path
-    workers: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-        return records
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def pid_of_request(self, request_id: str, timeout: float = 5.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for record in self.log_records():
-                if (
-                    record.get("event") == "request"
-                    and record.get("request_id") == request_id
-                ):
-                    return int(record["pid"])
-            time.sleep(0.05)
-        raise AssertionError(f"no access log line for request {request_id}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+def log_records(server: Server) -> list[dict[str, Any]]:
+    """The JSON lines of a server's log (uvicorn's own and the app's)."""
+    records = []
+    for line in server.process.log_text().splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+    return records
 
 
-def start_server(
-    module: str,
-    *,
-    app_dir: Path,
-    cwd: Path,
-    env: dict[str, str],
-    workers: int = 1,
-    timeout: float = 60.0,
+def pid_of_request(server: Server, request_id: str, within: float = 5.0) -> int:
+    """Which worker served a request, from its access log line."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for record in log_records(server):
+            if (
+                record.get("event") == "request"
+                and record.get("request_id") == request_id
+            ):
+                return int(record["pid"])
+        time.sleep(0.05)
+    raise AssertionError(f"no access log line for request {request_id}")
+
+
+def start_template(
+    module: str, *, cwd: Path, env: dict[str, str], workers: int = 1
 ) -> Server:
-    port = free_port()
-    log_path = cwd / f"uvicorn-{port}.log"
-    full_env = {
+    """A template module under real uvicorn, started in `cwd` (where its SQLite file
+    and dev secret land), with this interpreter and only the given app settings."""
+    inherited = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_URL", "REDIS_URL", "JWT_"))
+        if not key.startswith(("DATABASE_URL", "REDIS_URL", "JWT_", "PROMETHEUS_"))
     }
-    full_env.update(env)
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
+    return start_uvicorn(
         f"{module}:app",
-        "--app-dir",
-        str(app_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "info",
-    ]
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(proc, port, cwd, log_path, workers)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"uvicorn exited with {proc.returncode}:\n{server.log_text()}"
-            )
-        started = {
-            record.get("pid")
-            for record in server.log_records()
-            if record.get("event") == "Application startup complete."
-        }
-        if len(started) >= workers:
-            try:
-                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-        time.sleep(0.1)
-    server.stop()
-    raise AssertionError(
-        f"uvicorn did not become healthy in {timeout} s:\n{server.log_text()}"
+        log_dir=cwd / "logs",
+        python=sys.executable,
+        cwd=cwd,
+        env={**inherited, **env},
+        workers=workers,
+        extra_args=["--app-dir", str(TEMPLATES)],
+        name=module,
     )
 
 
 # --------------------------------------------------------------------------- services
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database (libpq URL), dropped afterwards."""
-
-    admin = required_env("FORGE_PG_URL")
-    name = f"forge_tpl_{uuid.uuid4().hex[:12]}"
-
-    async def admin_exec(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin_exec(f'CREATE DATABASE "{name}"'))
-    parts = urlsplit(admin)
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-    finally:
-        asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(scope="module")
-def redis_prefix() -> Iterator[tuple[str, str]]:
-    """(redis url, key prefix); every key under the prefix is deleted afterwards."""
-    url = required_env("FORGE_REDIS_URL")
-    prefix = f"forge-tpl-{uuid.uuid4().hex[:12]}:"
-    client = redis.Redis.from_url(url)
-    client.ping()
-    try:
-        yield url, prefix
-    finally:
-        for key in client.scan_iter(match=f"{prefix}*"):
-            client.delete(key)
-        client.close()
 
 
 class TcpProxy:
@@ -404,16 +270,40 @@ def raw_request(
     path: str,
     headers: dict[str, str],
     conn: http.client.HTTPConnection | None = None,
+    json_body: Any = None,
 ) -> tuple[http.client.HTTPConnection, int, bytes, str]:
-    """One request on a kept-alive connection (to pin a request to one worker).
+    """One request on a kept-alive connection (to pin requests to one worker).
     Returns the connection, status, body and the echoed request id."""
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     request_id = uuid.uuid4().hex
-    conn.request(method, path, headers={**headers, "X-Request-ID": request_id})
+    all_headers = {**headers, "X-Request-ID": request_id}
+    body = None
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        all_headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=body, headers=all_headers)
     response = conn.getresponse()
-    body = response.read()
+    data = response.read()
     assert response.getheader("x-request-id") == request_id
-    return conn, response.status, body, request_id
+    return conn, response.status, data, request_id
+
+
+def connection_per_worker(
+    server: Server, workers: int
+) -> dict[int, http.client.HTTPConnection]:
+    """A kept-alive connection to each uvicorn worker, keyed by its pid."""
+    found: dict[int, http.client.HTTPConnection] = {}
+    for _ in range(200):
+        conn, status, _, request_id = raw_request(server.port, "GET", "/health", {})
+        assert status == 200
+        pid = pid_of_request(server, request_id)
+        if pid in found:
+            conn.close()
+        else:
+            found[pid] = conn
+        if len(found) == workers:
+            return found
+    raise AssertionError(f"reached only workers {sorted(found)}")
 
 
 async def wait_for_job(

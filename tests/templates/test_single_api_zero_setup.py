@@ -20,10 +20,11 @@ from templates.helpers import (
     TEMPLATES,
     Server,
     bearer,
+    log_records,
     make_token,
     metric_value,
     read_sse,
-    start_server,
+    start_template,
     unsigned_token,
     wait_for_job,
 )
@@ -49,24 +50,24 @@ def server(workdir: Path) -> Iterator[Server]:
         "JOB_POLL_SECONDS": "0.2",
         "WS_AUTH_TIMEOUT_SECONDS": "1",
     }
-    server = start_server("single_api", app_dir=TEMPLATES, cwd=workdir, env=env)
+    server = start_template("single_api", cwd=workdir, env=env)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def secret(server: Server) -> str:
+def secret(server: Server, workdir: Path) -> str:
     """Zero setup signs with a generated secret: get a token from the `token` command
     (the documented way), and read the secret to forge the bad ones."""
     out = subprocess.run(
         [sys.executable, str(TEMPLATES / "single_api.py"), "token", "first-user"],
-        cwd=server.cwd,
+        cwd=workdir,
         capture_output=True,
         text=True,
         check=True,
     )
     token = out.stdout.strip().splitlines()[-1]
-    value = (server.cwd / ".forge-dev-secret").read_text().strip()
+    value = (workdir / ".forge-dev-secret").read_text().strip()
     assert make_token("first-user", secret=value).split(".")[0] == token.split(".")[0]
     response = httpx.post(
         f"{server.url}/agents/run",
@@ -90,17 +91,17 @@ def auth(secret: str) -> dict[str, str]:
     return bearer(make_token(secret=secret))
 
 
-def test_start_up_logs_zero_setup_and_creates_sqlite_file(server: Server) -> None:
-    records = [
-        r for r in server.log_records() if r.get("event") == "startup.zero_setup"
-    ]
-    assert len(records) == 1, server.log_text()
+def test_start_up_logs_zero_setup_and_creates_sqlite_file(
+    server: Server, workdir: Path
+) -> None:
+    records = [r for r in log_records(server) if r.get("event") == "startup.zero_setup"]
+    assert len(records) == 1, server.process.log_text()
     record = records[0]
     assert record["database"] == "sqlite"
     assert record["rate_limiter"] == "memory"
     assert "in-process job runner" in record["message"]
-    assert Path(record["database_file"]) == server.cwd / "forge_app.db"
-    assert (server.cwd / "forge_app.db").is_file()
+    assert Path(record["database_file"]) == workdir / "forge_app.db"
+    assert (workdir / "forge_app.db").is_file()
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
@@ -456,7 +457,7 @@ async def test_metrics_export_tokens_per_model(
 
 
 def test_log_lines_are_json_with_request_id(server: Server) -> None:
-    requests = [r for r in server.log_records() if r.get("event") == "request"]
+    requests = [r for r in log_records(server) if r.get("event") == "request"]
     assert requests
     assert all(len(r["request_id"]) >= 1 and r["level"] == "info" for r in requests)
     assert any(r["request_id"] == "req-123" for r in requests)

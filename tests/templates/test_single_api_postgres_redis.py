@@ -1,0 +1,299 @@
+"""single_api.py against PostgreSQL and Redis: two uvicorn workers in production mode,
+driven from outside. Redis is reached through a TCP proxy the tests can cut."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from templates.helpers import (
+    SECRET,
+    Server,
+    TcpProxy,
+    bearer,
+    connection_per_worker,
+    log_records,
+    make_token,
+    metric_value,
+    pid_of_request,
+    raw_request,
+    read_sse,
+    start_template,
+    wait_for_job,
+)
+
+LONG_PROMPT = " ".join(f"word{i}" for i in range(200))
+RATE_LIMIT = 10
+
+
+@pytest.fixture(scope="module")
+def redis_proxy(redis_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    via_proxy = urlunsplit(
+        (parts.scheme, f"127.0.0.1:{proxy.port}", parts.path, "", "")
+    )
+    yield proxy, via_proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,
+    redis_proxy: tuple[TcpProxy, str],
+) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("pg-redis")
+    metrics_dir = workdir / "prometheus"
+    metrics_dir.mkdir()
+    env = {
+        "ENVIRONMENT": "production",
+        "JWT_SECRET": SECRET,
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_proxy[1],
+        "REDIS_PREFIX": f"tpl-{uuid.uuid4().hex[:8]}:",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "FAKE_AGENT_DELAY_SECONDS": "0.05",
+        "SSE_HEARTBEAT_SECONDS": "0.02",
+        "RATE_LIMIT_REQUESTS": str(RATE_LIMIT),
+        "RATE_LIMIT_WINDOW_SECONDS": "60",
+        "JOB_POLL_SECONDS": "0.2",
+    }
+    server = start_template("single_api", cwd=workdir, env=env, workers=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    # No keep-alive: every request is a new connection, so both workers get traffic.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as c:
+        yield c
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return bearer(make_token())
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def test_start_up_uses_postgres_and_redis_in_both_workers(server: Server) -> None:
+    records = [
+        r for r in log_records(server) if r.get("event", "").startswith("startup")
+    ]
+    assert {r["event"] for r in records} == {"startup"}
+    assert len({r["pid"] for r in records}) == 2
+    for record in records:
+        assert record["database"] == "postgresql"
+        assert record["rate_limiter"] == "redis"
+        assert record["zero_setup"] is False
+
+
+async def test_rate_limit_is_shared_by_both_workers(
+    server: Server, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    def alternate_workers() -> list[tuple[int, int, str | None]]:
+        connections = connection_per_worker(server, 2)
+        results = []
+        for index in range(3 * RATE_LIMIT):
+            pid = list(connections)[index % 2]
+            _, status, body, _ = raw_request(
+                server.port,
+                "POST",
+                "/agents/run",
+                auth,
+                connections[pid],
+                {"prompt": "hi"},
+            )
+            code = json.loads(body)["error"]["code"] if status == 429 else None
+            results.append((pid, status, code))
+        for conn in connections.values():
+            conn.close()
+        return results
+
+    results = await asyncio.to_thread(alternate_workers)
+    statuses = [status for _, status, _ in results]
+    # One budget for both workers: per-worker counters would allow 2 x RATE_LIMIT.
+    assert statuses == [200] * RATE_LIMIT + [429] * (2 * RATE_LIMIT), results
+    assert {pid for pid, status, _ in results if status == 429} == {
+        pid for pid, _, _ in results
+    }
+    assert {code for _, status, code in results if status == 429} == {"rate_limited"}
+
+    limited = await client.post("/agents/run", json={"prompt": "hi"}, headers=auth)
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+
+    # /metrics sums the workers (PROMETHEUS_MULTIPROC_DIR), whichever one answers.
+    def metrics_from_each_worker() -> list[str]:
+        connections = connection_per_worker(server, 2)
+        texts = [
+            raw_request(server.port, "GET", "/metrics", {}, conn)[2].decode()
+            for conn in connections.values()
+        ]
+        for conn in connections.values():
+            conn.close()
+        return texts
+
+    for text in await asyncio.to_thread(metrics_from_each_worker):
+        assert metric_value(text, "rate_limited_total") == 2 * RATE_LIMIT + 1
+
+
+async def test_job_state_lives_in_postgres(
+    client: httpx.AsyncClient, auth: dict[str, str], postgres_url: str
+) -> None:
+    job = (
+        await client.post(
+            "/agents/run/async",
+            json={"prompt": "x y z", "model": "pg-model"},
+            headers=auth,
+        )
+    ).json()
+    done = await wait_for_job(client, job["job_id"], auth, {"completed", "failed"})
+    assert done["status"] == "completed"
+    conn = await asyncpg.connect(_libpq(postgres_url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT status, progress, usage::text AS usage, worker FROM agent_jobs"
+            " WHERE id = $1",
+            job["job_id"],
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    assert row["status"] == "completed"
+    assert row["progress"] == 1.0
+    assert json.loads(row["usage"])[0]["model"] == "pg-model"
+    assert ":" in row["worker"]
+
+
+async def test_job_timeout_in_postgres_mode(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    job = (
+        await client.post(
+            "/agents/run/async",
+            json={"prompt": LONG_PROMPT, "timeout_seconds": 0.5},
+            headers=auth,
+        )
+    ).json()
+    failed = await wait_for_job(client, job["job_id"], auth, {"failed", "completed"})
+    assert failed["error"]["code"] == "agent_timeout"
+
+
+async def test_cancel_served_by_the_other_worker_stops_the_job(
+    server: Server, client: httpx.AsyncClient, auth: dict[str, str], postgres_url: str
+) -> None:
+    job = (
+        await client.post(
+            "/agents/run/async", json={"prompt": LONG_PROMPT}, headers=auth
+        )
+    ).json()
+    await wait_for_job(client, job["job_id"], auth, {"running"})
+    conn = await asyncpg.connect(_libpq(postgres_url))
+    try:
+        worker = await conn.fetchval(
+            "SELECT worker FROM agent_jobs WHERE id = $1", job["job_id"]
+        )
+    finally:
+        await conn.close()
+    owner_pid = int(worker.rsplit(":", 1)[1])
+
+    # Find a kept-alive connection that the *other* worker accepted, then cancel on it.
+    def cancel_elsewhere() -> tuple[int, bytes, int]:
+        for _ in range(50):
+            conn, status, _, request_id = raw_request(server.port, "GET", "/health", {})
+            assert status == 200
+            if pid_of_request(server, request_id) != owner_pid:
+                _, status, body, request_id = raw_request(
+                    server.port, "DELETE", f"/agents/jobs/{job['job_id']}", auth, conn
+                )
+                conn.close()
+                return status, body, pid_of_request(server, request_id)
+            conn.close()
+        raise AssertionError("never reached the second worker")
+
+    status, body, served_by = await asyncio.to_thread(cancel_elsewhere)
+    assert served_by != owner_pid
+    assert status == 200, body
+    cancelled = json.loads(body)
+    assert cancelled["status"] == "cancelled"
+    await asyncio.sleep(1.0)
+    later = (await client.get(f"/agents/jobs/{job['job_id']}", headers=auth)).json()
+    assert later["status"] == "cancelled"
+    assert later["steps"] == cancelled["steps"] < 200
+    finished = [
+        r
+        for r in log_records(server)
+        if r.get("event") == "job.finished" and r.get("job_id") == job["job_id"]
+    ]
+    assert [(r["pid"], r["status"]) for r in finished] == [(owner_pid, "cancelled")]
+
+
+async def test_sse_and_websocket_through_two_workers(
+    server: Server, client: httpx.AsyncClient
+) -> None:
+    headers = bearer(make_token("stream-user"))
+    params = {"prompt": "one two three"}
+    async with client.stream(
+        "GET", "/agents/run/stream", params=params, headers=headers
+    ) as response:
+        assert response.status_code == 200
+        read = await read_sse(response.aiter_lines())
+    assert read.events[-1].event == "done"
+    assert "heartbeat" in read.comments
+
+    async with connect(f"{server.ws_url}/agents/ws", additional_headers=headers) as ws:
+        assert json.loads(await ws.recv())["type"] == "ready"
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+        await ws.send(json.dumps({"type": "run", "prompt": "one two", "id": "w"}))
+        kinds = []
+        while not kinds or kinds[-1] not in ("done", "error"):
+            kinds.append(json.loads(await ws.recv())["type"])
+    assert kinds[-1] == "done"
+
+
+async def test_readiness_fails_while_redis_is_unreachable(
+    client: httpx.AsyncClient, redis_proxy: tuple[TcpProxy, str], auth: dict[str, str]
+) -> None:
+    proxy, _ = redis_proxy
+    assert (await client.get("/health/ready")).status_code == 200
+    proxy.cut()
+    try:
+        for _ in range(4):  # both workers
+            response = await client.get("/health/ready")
+            assert response.status_code == 503
+            assert response.json() == {
+                "status": "unavailable",
+                "checks": {"database": "ok", "redis": "unavailable"},
+            }
+        assert (await client.get("/health")).status_code == 200
+        # The limiter fails open: runs go on while Redis is away.
+        run = await client.post("/agents/run", json={"prompt": "still"}, headers=auth)
+        assert run.status_code == 200
+    finally:
+        proxy.restore()
+    for _ in range(100):
+        if (await client.get("/health/ready")).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    statuses = [(await client.get("/health/ready")).status_code for _ in range(4)]
+    assert statuses == [200] * 4
+
+
+def test_workdir_has_no_sqlite_file(server: Server) -> None:
+    assert not list(Path(server.process.log_path).parent.parent.glob("*.db"))
