@@ -1,0 +1,134 @@
+//! `--fix` and `--diff`: certain edits only, written atomically.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use similar::TextDiff;
+
+use crate::diag::{Edit, Report};
+use crate::source::{Origin, SkillSource};
+
+/// The fixed contents of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFix {
+    /// Relative to the skill root.
+    pub file: String,
+    /// On disk (only folder skills can be fixed).
+    pub disk_path: PathBuf,
+    /// Shown in diffs.
+    pub display: String,
+    pub before: String,
+    pub after: String,
+    pub edits: usize,
+}
+
+/// Applies non-overlapping edits (sorted by start) to `text`; overlapping ones are skipped.
+pub fn apply_edits(text: &str, edits: &[&Edit]) -> (String, usize) {
+    let mut sorted: Vec<&Edit> = edits.to_vec();
+    sorted.sort_by_key(|e| (e.range.start, e.range.end));
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    let mut applied = 0;
+    for edit in sorted {
+        if edit.range.start < pos || edit.range.end > text.len() {
+            continue;
+        }
+        out.push_str(&text[pos..edit.range.start]);
+        out.push_str(&edit.replacement);
+        pos = edit.range.end;
+        applied += 1;
+    }
+    out.push_str(&text[pos..]);
+    (out, applied)
+}
+
+/// The fixes a report offers for a skill read from a folder.
+pub fn plan(source: &SkillSource, report: &Report) -> Vec<FileFix> {
+    let Origin::Dir(root) = &source.origin else {
+        return Vec::new();
+    };
+    let mut files: Vec<&str> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.fix.is_some())
+        .map(|d| d.file.as_str())
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let text = source.file(file)?.text()?;
+            let edits: Vec<&Edit> = report
+                .diagnostics
+                .iter()
+                .filter(|d| d.file == file)
+                .filter_map(|d| d.fix.as_ref())
+                .collect();
+            let (after, applied) = apply_edits(text, &edits);
+            (applied > 0 && after != text).then(|| FileFix {
+                file: file.to_string(),
+                disk_path: root.join(file),
+                display: report.display_path(file),
+                before: text.to_string(),
+                after,
+                edits: applied,
+            })
+        })
+        .collect()
+}
+
+pub fn unified_diff(fix: &FileFix) -> String {
+    TextDiff::from_lines(&fix.before, &fix.after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{}", fix.display), &format!("b/{}", fix.display))
+        .to_string()
+}
+
+/// Writes `contents` to `path` through a temporary file in the same folder and a rename, so
+/// that the file is either the old or the new version, never half-written. Keeps the mode.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let real = std::fs::canonicalize(path)?;
+    let dir = real.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    let perms = std::fs::metadata(&real)?.permissions();
+    std::fs::set_permissions(tmp.path(), perms)?;
+    tmp.persist(&real).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_apply_in_order_and_skip_overlaps() {
+        let a = Edit {
+            range: 4..5,
+            replacement: "X".into(),
+        };
+        let b = Edit {
+            range: 0..0,
+            replacement: ">".into(),
+        };
+        let c = Edit {
+            range: 4..6,
+            replacement: "Y".into(),
+        };
+        let (out, n) = apply_edits("abcdefg", &[&a, &b, &c]);
+        assert_eq!((out.as_str(), n), (">abcdXfg", 2));
+    }
+
+    #[test]
+    fn atomic_write_replaces_contents_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.md");
+        std::fs::write(&p, "old").unwrap();
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

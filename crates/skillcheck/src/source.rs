@@ -1,0 +1,469 @@
+//! A skill as a virtual file tree, read from a folder or from an in-memory package.
+//!
+//! Both `lint` and `pack` work on a [`SkillSource`], so they see exactly the same files.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Size limits applied while reading; `pack` uses the same values from `[pack]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub max_file_bytes: u64,
+    pub max_total_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_file_bytes: 10 * 1024 * 1024,
+            max_total_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// One regular file of a skill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillFile {
+    /// Relative to the skill root, `/`-separated, no `.` or `..` components.
+    pub path: String,
+    pub bytes: Vec<u8>,
+    /// Any execute bit set (packs as 0755, otherwise 0644).
+    pub executable: bool,
+}
+
+impl SkillFile {
+    pub fn is_markdown(&self) -> bool {
+        is_markdown_path(&self.path)
+    }
+
+    /// The contents as text, if they are UTF-8 without NUL bytes.
+    pub fn text(&self) -> Option<&str> {
+        if self.bytes.contains(&0) {
+            return None;
+        }
+        std::str::from_utf8(&self.bytes).ok()
+    }
+}
+
+pub fn is_markdown_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.ends_with(".md") || lower.ends_with(".markdown")
+}
+
+/// Why a path of the tree was left out of [`SkillSource::files`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RejectReason {
+    #[error("symlink points outside the skill (to {target})")]
+    SymlinkOutside { target: String },
+    #[error("symlink is broken or loops (to {target})")]
+    SymlinkBroken { target: String },
+    #[error("not a regular file ({kind})")]
+    Special { kind: &'static str },
+    #[error("cannot be read: {message}")]
+    Unreadable { message: String },
+    #[error("{size} bytes is over the per-file limit of {limit} bytes")]
+    FileTooLarge { size: u64, limit: u64 },
+    #[error("the skill's total size would exceed the limit of {limit} bytes")]
+    TotalTooLarge { limit: u64 },
+}
+
+/// A path that could not become a [`SkillFile`]; lint reports it, pack refuses to pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub path: String,
+    pub reason: RejectReason,
+}
+
+/// Where a skill was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Dir(PathBuf),
+    Package(PathBuf),
+}
+
+/// A skill: its root name and its files, sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillSource {
+    /// The skill root's folder name (the package's top folder for packages).
+    pub name: String,
+    pub origin: Origin,
+    /// Sorted by `path` (byte order), unique.
+    pub files: Vec<SkillFile>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// Failure to read a skill at all (as opposed to single rejected entries).
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not a folder")]
+    NotADir { path: PathBuf },
+    #[error("{path}: {source}")]
+    Package {
+        path: PathBuf,
+        #[source]
+        source: crate::package::PackageError,
+    },
+    #[error("{path}: {rejected} file(s) cannot be packed, first: {first}")]
+    Rejected {
+        path: PathBuf,
+        rejected: usize,
+        first: String,
+    },
+}
+
+impl SkillSource {
+    /// Reads a skill folder. `.git/` is skipped; a symlink whose target is inside the skill is
+    /// read as that target; a symlink pointing outside, a fifo, socket, device or unreadable
+    /// file, or a file over the limits, becomes a [`Rejected`] entry naming the path.
+    pub fn from_dir(dir: &Path, limits: &ReadLimits) -> Result<SkillSource, SourceError> {
+        let io_err = |source| SourceError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let meta = fs::metadata(dir).map_err(io_err)?;
+        if !meta.is_dir() {
+            return Err(SourceError::NotADir {
+                path: dir.to_path_buf(),
+            });
+        }
+        let root = fs::canonicalize(dir).map_err(io_err)?;
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut walker = DirWalker {
+            root: &root,
+            limits,
+            total: 0,
+            files: Vec::new(),
+            rejected: Vec::new(),
+            visited: HashSet::new(),
+        };
+        walker.visited.insert(root.clone());
+        walker.walk(&root, "").map_err(io_err)?;
+        let DirWalker {
+            mut files,
+            mut rejected,
+            ..
+        } = walker;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.dedup_by(|a, b| a.path == b.path);
+        rejected.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(SkillSource {
+            name,
+            origin: Origin::Dir(dir.to_path_buf()),
+            files,
+            rejected,
+        })
+    }
+
+    /// Reads a `.skill`/`.zip` package file into memory (never extracting it).
+    pub fn from_package_file(path: &Path, limits: &ReadLimits) -> Result<SkillSource, SourceError> {
+        let meta = fs::metadata(path).map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // The compressed file cannot legitimately be larger than the uncompressed cap plus
+        // zip overhead; refuse before reading gigabytes into memory.
+        let cap = limits
+            .max_total_bytes
+            .saturating_mul(2)
+            .saturating_add(1 << 20);
+        if meta.len() > cap {
+            return Err(SourceError::Package {
+                path: path.to_path_buf(),
+                source: crate::package::PackageError::TooLarge {
+                    what: "package file".into(),
+                    size: meta.len(),
+                    limit: cap,
+                },
+            });
+        }
+        let bytes = fs::read(path).map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        crate::package::read_package(&bytes, path, limits).map_err(|source| SourceError::Package {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn file(&self, path: &str) -> Option<&SkillFile> {
+        self.files
+            .binary_search_by(|f| f.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.files[i])
+    }
+
+    /// True when `path` is a folder of the tree (some file lies under it).
+    pub fn is_dir(&self, path: &str) -> bool {
+        let path = path.trim_end_matches('/');
+        if path.is_empty() {
+            return true;
+        }
+        let prefix = format!("{path}/");
+        let start = self
+            .files
+            .partition_point(|f| f.path.as_str() < prefix.as_str());
+        self.files
+            .get(start)
+            .is_some_and(|f| f.path.starts_with(&prefix))
+    }
+
+    /// Total bytes of all files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes.len() as u64).sum()
+    }
+
+    /// For `pack`: an error unless every path of the tree could be read.
+    pub fn ensure_complete(&self) -> Result<(), SourceError> {
+        match self.rejected.first() {
+            None => Ok(()),
+            Some(first) => Err(SourceError::Rejected {
+                path: match &self.origin {
+                    Origin::Dir(p) | Origin::Package(p) => p.clone(),
+                },
+                rejected: self.rejected.len(),
+                first: format!("{}: {}", first.path, first.reason),
+            }),
+        }
+    }
+}
+
+struct DirWalker<'a> {
+    root: &'a Path,
+    limits: &'a ReadLimits,
+    total: u64,
+    files: Vec<SkillFile>,
+    rejected: Vec<Rejected>,
+    /// Canonical folders already walked, so symlinked folders cannot loop.
+    visited: HashSet<PathBuf>,
+}
+
+impl DirWalker<'_> {
+    fn walk(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
+        let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name == ".git" {
+                continue;
+            }
+            let rel_path = if rel.is_empty() {
+                file_name
+            } else {
+                format!("{rel}/{file_name}")
+            };
+            let path = entry.path();
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.reject(
+                        rel_path,
+                        RejectReason::Unreadable {
+                            message: e.to_string(),
+                        },
+                    );
+                    continue;
+                }
+            };
+            let (real, meta) = if meta.file_type().is_symlink() {
+                let shown = fs::read_link(&path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                match fs::canonicalize(&path) {
+                    Ok(real) if real.starts_with(self.root) => match fs::metadata(&real) {
+                        Ok(m) => (real, m),
+                        Err(e) => {
+                            self.reject(
+                                rel_path,
+                                RejectReason::Unreadable {
+                                    message: e.to_string(),
+                                },
+                            );
+                            continue;
+                        }
+                    },
+                    Ok(_) => {
+                        self.reject(rel_path, RejectReason::SymlinkOutside { target: shown });
+                        continue;
+                    }
+                    Err(_) => {
+                        self.reject(rel_path, RejectReason::SymlinkBroken { target: shown });
+                        continue;
+                    }
+                }
+            } else {
+                (path, meta)
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let canonical = fs::canonicalize(&real)?;
+                if self.visited.insert(canonical) {
+                    self.walk(&real, &rel_path)?;
+                }
+            } else if ft.is_file() {
+                self.read_file(&real, rel_path, &meta);
+            } else {
+                self.reject(
+                    rel_path,
+                    RejectReason::Special {
+                        kind: special_kind(&ft),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn read_file(&mut self, path: &Path, rel_path: String, meta: &fs::Metadata) {
+        let size = meta.len();
+        if size > self.limits.max_file_bytes {
+            let limit = self.limits.max_file_bytes;
+            return self.reject(rel_path, RejectReason::FileTooLarge { size, limit });
+        }
+        if self.total + size > self.limits.max_total_bytes {
+            let limit = self.limits.max_total_bytes;
+            return self.reject(rel_path, RejectReason::TotalTooLarge { limit });
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        // The file may grow between stat and read: never read past the limit.
+        let read = fs::File::open(path).and_then(|f| {
+            f.take(self.limits.max_file_bytes + 1)
+                .read_to_end(&mut bytes)
+        });
+        match read {
+            Ok(_) if bytes.len() as u64 > self.limits.max_file_bytes => {
+                let limit = self.limits.max_file_bytes;
+                let size = bytes.len() as u64;
+                self.reject(rel_path, RejectReason::FileTooLarge { size, limit });
+            }
+            Ok(_) => {
+                self.total += bytes.len() as u64;
+                self.files.push(SkillFile {
+                    path: rel_path,
+                    bytes,
+                    executable: is_executable(meta),
+                });
+            }
+            Err(e) => self.reject(
+                rel_path,
+                RejectReason::Unreadable {
+                    message: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    fn reject(&mut self, path: String, reason: RejectReason) {
+        self.rejected.push(Rejected { path, reason });
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn special_kind(ft: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_ft: &fs::FileType) -> &'static str {
+    "special file"
+}
+
+/// Finds the skills under `path`: the folder itself if it holds `SKILL.md`, otherwise every
+/// folder at any depth that does (not descending into a skill, nor into hidden folders,
+/// `target` or `node_modules`). Sorted.
+pub fn discover_skills(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    discover_into(path, &mut found, true)?;
+    found.sort();
+    Ok(found)
+}
+
+fn discover_into(dir: &Path, found: &mut Vec<PathBuf>, top: bool) -> io::Result<()> {
+    if dir.join("SKILL.md").is_file() {
+        found.push(dir.to_path_buf());
+        return Ok(());
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if !top => {
+            // An unreadable subfolder of a tree is not a skill; the top one is an error.
+            let _ = e;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" || name == "node_modules" {
+            continue;
+        }
+        // Follow symlinked folders only through their metadata; loops end at `SKILL.md` or
+        // at the file system's own symlink depth limit.
+        if entry.file_type()?.is_dir() {
+            discover_into(&entry.path(), found, false)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_dir_uses_prefixes_not_substrings() {
+        let src = SkillSource {
+            name: "s".into(),
+            origin: Origin::Dir(PathBuf::from("s")),
+            files: ["a/b.txt", "ab/c.txt", "assets/x/y.txt"]
+                .iter()
+                .map(|p| SkillFile {
+                    path: p.to_string(),
+                    bytes: vec![],
+                    executable: false,
+                })
+                .collect(),
+            rejected: vec![],
+        };
+        assert!(src.is_dir("a"));
+        assert!(src.is_dir("assets/x/"));
+        assert!(!src.is_dir("assets/x/y.txt"));
+        assert!(!src.is_dir("as"));
+        assert!(src.file("ab/c.txt").is_some());
+    }
+}

@@ -1,0 +1,128 @@
+//! Small text helpers shared by the rules.
+
+/// Levenshtein distance in characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `target`, if it is close enough to be a likely typo.
+pub fn nearest<'a>(target: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (target.chars().count() / 3).clamp(2, 6);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(target, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Decodes `%XX` escapes; invalid escapes are kept as written.
+pub fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && s.is_char_boundary(i + 3)
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `to` relative to the folder `from_dir` (both relative to the skill root, `/`-separated).
+pub fn relative_path(from_dir: &str, to: &str) -> String {
+    let from: Vec<&str> = from_dir.split('/').filter(|s| !s.is_empty()).collect();
+    let to_parts: Vec<&str> = to.split('/').collect();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut parts: Vec<&str> = vec![".."; from.len() - common];
+    parts.extend(&to_parts[common..]);
+    parts.join("/")
+}
+
+/// The folder of a `/`-separated path ("" for the root).
+pub fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// Joins and normalises; `None` when `..` climbs above the root.
+pub fn join_normalized(dir: &str, rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+    for comp in rel.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Lowercase, Markdown formatting removed, whitespace collapsed (checklist matching).
+pub fn normalize_item(s: &str) -> String {
+    let stripped: String = s.chars().filter(|c| !matches!(c, '`' | '*')).collect();
+    stripped
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            nearest("referenses/api.md", ["references/api.md", "SKILL.md"]),
+            Some("references/api.md")
+        );
+        assert_eq!(nearest("abc", ["xyz"]), None);
+        assert_eq!(percent_decode("a%20b%zz%"), "a b%zz%");
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
+        assert_eq!(
+            relative_path("references", "assets/x.txt"),
+            "../assets/x.txt"
+        );
+        assert_eq!(relative_path("", "a/b.md"), "a/b.md");
+        assert_eq!(
+            join_normalized("references", "../assets/./x"),
+            Some("assets/x".into())
+        );
+        assert_eq!(join_normalized("", "../x"), None);
+        assert_eq!(
+            normalize_item("  **POST**  `/agents/run`\n ok"),
+            "post /agents/run ok"
+        );
+    }
+}
