@@ -124,12 +124,12 @@ def _output_text(text: str) -> dict[str, Any]:
 def _response(turn: Turn, n: int, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
     u = turn.usage
     usage = {
-        # As in the real API, input_tokens includes the cached ones.
-        "input_tokens": u.input_tokens,
+        # As in the real API, input_tokens counts the cached ones too (the Script's don't).
+        "input_tokens": u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
         "input_tokens_details": {"cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens},
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": u.input_tokens + u.output_tokens,
+        "total_tokens": u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.output_tokens,
     }
     return {
         "id": f"resp_{n}",
@@ -154,10 +154,11 @@ def _response(turn: Turn, n: int, status: str, output: list[dict[str, Any]]) -> 
 
 def _chat_usage(turn: Turn) -> dict[str, Any]:
     u = turn.usage
+    prompt_tokens = u.input_tokens + u.cache_read_tokens
     return {
-        "prompt_tokens": u.input_tokens,
+        "prompt_tokens": prompt_tokens,
         "completion_tokens": u.output_tokens,
-        "total_tokens": u.input_tokens + u.output_tokens,
+        "total_tokens": prompt_tokens + u.output_tokens,
         "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
         "completion_tokens_details": {"reasoning_tokens": 0},
     }

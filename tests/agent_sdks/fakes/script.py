@@ -9,7 +9,6 @@ token figures, and the script records them so tests compare against what was rep
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +22,9 @@ FINAL_TEXT = "".join(FINAL_TEXT_PARTS)
 
 @dataclass(frozen=True)
 class TokenUsage:
+    """As runners report them: `input_tokens` leaves out cache reads and writes (as the
+    Anthropic API does), so the four figures add up to all tokens without double counting."""
+
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int = 0
@@ -48,13 +50,14 @@ class Script:
     # timeouts) or after the final answer's first piece of text (to cancel mid-stream).
     stall: Literal["at_start", "after_first_text"] | None = None
     played: list[Turn] = field(default_factory=list)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    calls: int = 0
 
     def next_turn(
         self, model: str, *, tool_names: list[str], tool_output: str | None, cache_writes: bool = True
     ) -> Turn:
         """`cache_writes=False` for wire formats without a cache-write figure."""
-        n = next(self._ids)
+        self.calls += 1
+        n = self.calls
         write = 60 if cache_writes else 0
         if tool_output is not None:
             # Echo what the agent sent back, so a wrong or missing tool result shows up.

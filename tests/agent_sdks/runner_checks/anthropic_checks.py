@@ -13,7 +13,7 @@ from conftest import RunnerSettings
 from fakes.anthropic import FakeAnthropic
 
 SDK = "anthropic"
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from conftest import RunnerSettings
 from fakes.openai import FakeOpenAI
 
 SDK = "openai"
-MODEL = "gpt-5-mini"
+MODEL = "gpt-5.6-luna"
 
 
 @pytest.fixture

@@ -70,14 +70,18 @@ class OpenAIAgentsRunner:
             # Stops the background run task (and its HTTP stream) when the caller leaves early.
             result.cancel()
         usage = result.context_wrapper.usage
+        cache_read = usage.input_tokens_details.cached_tokens
+        # Older openai releases (the SDK allows >=3.0) have no cache-write figure.
+        cache_write = getattr(usage.input_tokens_details, "cache_write_tokens", 0) or 0
         yield AgentChunk(
             "usage",
             usage=Usage(
                 model=model,
-                input_tokens=usage.input_tokens,
+                # OpenAI counts cached tokens in input_tokens; Usage keeps them apart.
+                input_tokens=usage.input_tokens - cache_read - cache_write,
                 output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.input_tokens_details.cached_tokens,
-                cache_write_tokens=getattr(usage.input_tokens_details, "cache_write_tokens", 0) or 0,
+                cache_read_tokens=cache_read,
+                cache_write_tokens=cache_write,
             ),
         )
 
