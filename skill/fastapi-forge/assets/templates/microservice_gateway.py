@@ -1,0 +1,887 @@
+"""Edge gateway for a Tier 2 system, in one file: ``uvicorn microservice_gateway:app``.
+
+Per request, in this order: request id (``X-Request-ID`` in, out and upstream), JWT
+check at the edge, routing by the first path segment, the service's circuit breaker,
+then a streamed proxy (bodies are relayed as they arrive, so SSE passes through
+unbuffered) with per-service timeouts and retries for idempotent methods only.
+``/health`` (liveness), ``/health/ready`` (every service's breaker and probe) and
+``/metrics`` (Prometheus) are served by the gateway itself, without a token.
+
+Configuration comes from the environment (or ``.env``)::
+
+    SERVICES='{"users": {"url": "http://user-service:8000", "required": true},
+               "agents": {"url": "http://agent-service:8000", "timeout_seconds": 30},
+               "notify": "http://notification-service:8000"}'
+    JWT_SECRET=...          # HS*: shared secret (>= 32 bytes); RS*/ES*: PEM public key
+    JWT_ALGORITHM=HS256     # the only algorithm accepted
+    JWT_AUDIENCE=forge-api
+    PUBLIC_PATHS='["/users/auth"]'   # gateway paths that need no token (login, sign-up)
+
+Run it with ``--no-proxy-headers`` when clients connect directly, or with
+``--forwarded-allow-ips=<load balancer addresses>`` behind one, so that forwarded-for
+headers from clients are never trusted.
+
+``/users/...`` goes to the ``users`` service with the path unchanged (``strip_prefix``
+removes ``/users``). WebSocket upgrades are not proxied: route them to the service
+directly (ingress rule) or add a WebSocket relay.
+
+Requirements (minimum versions):
+    fastapi>=0.164            # FastAPI(max_body_size=...)
+    uvicorn[standard]>=0.30
+    httpx>=0.28
+    pydantic>=2.7
+    pydantic-settings>=2.6
+    pyjwt>=2.10               # pyjwt[crypto] for RS*/ES* keys
+    prometheus-client>=0.21
+"""
+
+import asyncio
+import enum
+import logging
+import math
+import random
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import httpx
+import jwt
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import Enum as EnumMetric
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("gateway")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+PROXY_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+# Worth another try: the service said "not now", not "this request is bad".
+RETRY_STATUSES = frozenset({502, 503, 504})
+# RFC 9110 7.6.1: these describe one connection and must not be forwarded.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+RESERVED_NAMES = frozenset({"health", "metrics", "docs", "redoc", "openapi.json"})
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Set only by the gateway; a client-sent value is dropped (no impersonation).
+SUBJECT_HEADER = "x-auth-subject"
+
+
+# ----------------------------------------------------------------------- settings
+
+
+class ServiceSpec(BaseModel):
+    """One upstream; in `SERVICES` a bare URL string is short for `{"url": ...}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    # Deadline for the response headers (connect, send, wait); None: gateway default.
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    # Required services make /health/ready answer 503 while they are down. Keep the
+    # list short: an unready gateway leaves rotation for every route, not just this one.
+    required: bool = False
+    strip_prefix: bool = False
+    health_path: str = "/health/ready"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_shorthand(cls, data: Any) -> Any:
+        return {"url": data} if isinstance(data, str) else data
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    services: dict[str, ServiceSpec]
+    jwt_secret: SecretStr
+    jwt_algorithm: Literal[
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384"
+    ] = "HS256"
+    jwt_audience: str
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(default=0, ge=0)
+    public_paths: list[str] = []
+    cors_origins: list[str] = []
+
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Longest silence allowed between two chunks of a streamed body (SSE services should
+    # send a comment line as heartbeat more often than this).
+    stream_idle_timeout_seconds: float = Field(default=120.0, gt=0)
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+    max_connections_per_service: int = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
+    breaker_half_open_max_calls: int = Field(default=1, ge=1)
+
+    retry_attempts: int = Field(
+        default=2, ge=0
+    )  # extra attempts, idempotent methods only
+    retry_backoff_seconds: float = Field(default=0.1, ge=0)
+    retry_backoff_max_seconds: float = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "GatewaySettings":
+        if not self.services:
+            raise ValueError("SERVICES is empty: map at least one path prefix to a URL")
+        for name in self.services:
+            if not SERVICE_NAME.match(name) or name in RESERVED_NAMES:
+                raise ValueError(
+                    f"SERVICES: {name!r} is not a usable path prefix (lowercase "
+                    f"letters, digits, '-', '_'; not one of {sorted(RESERVED_NAMES)})"
+                )
+        if (
+            self.jwt_algorithm.startswith("HS")
+            and len(self.jwt_secret.get_secret_value()) < 32
+        ):
+            raise ValueError("JWT_SECRET: HMAC secrets need at least 32 bytes")
+        return self
+
+
+# ------------------------------------------------------------------- circuit breaker
+
+
+class BreakerState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitOpenError(Exception):
+    def __init__(self, service: str, state: BreakerState, retry_after: float) -> None:
+        super().__init__(f"circuit for {service} is {state}")
+        self.service = service
+        self.state = state
+        self.retry_after = max(retry_after, 0.0)
+
+
+class CircuitBreaker:
+    """Consecutive-failure breaker for one upstream: closed, open, half-open, closed.
+
+    Calls report through the `Permit` that `acquire()` returns. A permit taken before
+    the breaker last changed state is stale and its outcome is ignored: a slow success
+    from before an outage cannot close an open breaker, a late failure cannot reopen a
+    fresh one. One event loop owns it (no awaits inside, so no lock is needed).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int,
+        open_seconds: float,
+        half_open_max_calls: int,
+        on_change: Callable[[str, BreakerState], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.open_seconds = open_seconds
+        self.half_open_max_calls = half_open_max_calls
+        self._on_change = on_change
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._generation = 0
+        self._failures = 0
+        self._trials = 0
+        self._opened_at = 0.0
+
+    @property
+    def state(self) -> BreakerState:
+        # The open interval ends lazily, on the next look; no timer task to manage.
+        if (
+            self._state is BreakerState.OPEN
+            and self._clock() - self._opened_at >= self.open_seconds
+        ):
+            self._transition(BreakerState.HALF_OPEN)
+        return self._state
+
+    def acquire(self) -> "Permit":
+        state = self.state
+        if state is BreakerState.OPEN:
+            remaining = self._opened_at + self.open_seconds - self._clock()
+            raise CircuitOpenError(self.name, state, remaining)
+        trial = state is BreakerState.HALF_OPEN
+        if trial:
+            if self._trials >= self.half_open_max_calls:
+                # Trial calls are in flight; their outcome decides soon.
+                raise CircuitOpenError(self.name, state, min(1.0, self.open_seconds))
+            self._trials += 1
+        return Permit(self, self._generation, trial)
+
+    def _record(self, permit: "Permit", ok: bool) -> None:
+        if permit.generation != self._generation:
+            return
+        if self._state is BreakerState.HALF_OPEN:
+            self._transition(BreakerState.CLOSED if ok else BreakerState.OPEN)
+        elif ok:
+            self._failures = 0
+        else:
+            self._failures += 1
+            if self._failures >= self.failure_threshold:
+                self._transition(BreakerState.OPEN)
+
+    def _release(self, permit: "Permit") -> None:
+        if permit.trial and permit.generation == self._generation:
+            self._trials -= 1
+
+    def _transition(self, state: BreakerState) -> None:
+        previous = self._state
+        self._state = state
+        self._generation += 1
+        self._failures = 0
+        self._trials = 0
+        if state is BreakerState.OPEN:
+            self._opened_at = self._clock()
+        log.warning("circuit %s: %s -> %s", self.name, previous, state)
+        if self._on_change is not None:
+            self._on_change(self.name, state)
+
+
+class Permit:
+    """One call's ticket; the first of success/failure/release counts, later no-ops."""
+
+    __slots__ = ("_breaker", "_done", "generation", "trial")
+
+    def __init__(self, breaker: CircuitBreaker, generation: int, trial: bool) -> None:
+        self._breaker = breaker
+        self._done = False
+        self.generation = generation
+        self.trial = trial
+
+    def success(self) -> None:
+        self._finish(True)
+
+    def failure(self) -> None:
+        self._finish(False)
+
+    def release(self) -> None:
+        """No outcome (the caller went away): frees a half-open trial slot."""
+        self._finish(None)
+
+    def _finish(self, ok: bool | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        if ok is not None:
+            self._breaker._record(self, ok)
+        self._breaker._release(self)
+
+
+# ----------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    breaker_state: EnumMetric
+    breaker_transitions: Counter
+    upstream_requests: Counter
+    upstream_latency: Histogram
+
+    @classmethod
+    def create(cls) -> "Metrics":
+        # A registry per app: two apps in one process (tests) do not collide.
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            breaker_state=EnumMetric(
+                "gateway_circuit_breaker_state",
+                "Circuit breaker state per upstream service.",
+                ["service"],
+                states=[s.value for s in BreakerState],
+                registry=registry,
+            ),
+            breaker_transitions=Counter(
+                "gateway_circuit_breaker_transitions",
+                "Circuit breaker state changes, by the state entered.",
+                ["service", "state"],
+                registry=registry,
+            ),
+            upstream_requests=Counter(
+                "gateway_upstream_requests",
+                "Upstream calls by outcome (ok, client_error, server_error, timeout, "
+                "connection_error, circuit_open, stream_broken).",
+                ["service", "outcome"],
+                registry=registry,
+            ),
+            upstream_latency=Histogram(
+                "gateway_upstream_response_seconds",
+                "Time until the upstream's response headers arrived.",
+                ["service"],
+                registry=registry,
+            ),
+        )
+
+    def on_breaker_change(self, service: str, state: BreakerState) -> None:
+        self.breaker_state.labels(service).state(state.value)
+        self.breaker_transitions.labels(service, state.value).inc()
+
+
+# ----------------------------------------------------------------------- errors
+
+
+class GatewayError(Exception):
+    """An error answered by the gateway itself, as the shared JSON error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+        self.extra = extra
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    body = {
+        "error": {"code": code, "message": message, "request_id": request_id, **extra}
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# ----------------------------------------------------------------------- request id
+
+
+class RequestIdMiddleware:
+    """Pure ASGI (no body buffering): keeps a well-formed client id, else makes one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"),
+            "",
+        )
+        request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        encoded = request_id.encode("latin-1")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", encoded))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+# ----------------------------------------------------------------------- proxy
+
+
+def _connection_listed(values: list[str]) -> set[str]:
+    """Header names that a `Connection` header declares hop-by-hop."""
+    return {
+        token.strip().lower()
+        for value in values
+        for token in value.split(",")
+        if token.strip()
+    }
+
+
+class UpstreamResponse(Response):
+    """Relays an upstream response chunk by chunk, as it arrives.
+
+    Watches for the client going away at the same time, so an abandoned SSE stream
+    closes its upstream connection at once instead of at the next event.
+    """
+
+    def __init__(
+        self, upstream: httpx.Response, on_broken: Callable[[Exception], None]
+    ) -> None:
+        drop = (
+            HOP_BY_HOP
+            | _connection_listed(upstream.headers.get_list("connection"))
+            | {"server", "date"}
+        )
+        self.status_code = upstream.status_code
+        self.raw_headers = [
+            (name, value)
+            for name, value in upstream.headers.raw
+            if name.decode("latin-1").lower() not in drop
+        ]
+        self.background = None
+        self._upstream = upstream
+        self._on_broken = on_broken
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def relay() -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self._upstream.aiter_raw():
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": True}
+                )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def client_gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        relay_task = asyncio.create_task(relay())
+        watch_task = asyncio.create_task(client_gone())
+        try:
+            await asyncio.wait(
+                {relay_task, watch_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            relay_task.cancel()
+            watch_task.cancel()
+            await asyncio.gather(relay_task, watch_task, return_exceptions=True)
+            await self._upstream.aclose()
+        if relay_task.cancelled():
+            return
+        error = relay_task.exception()
+        if error is not None:
+            if isinstance(error, httpx.TransportError):
+                self._on_broken(error)
+            # Headers are out: the only honest signal left is an aborted connection.
+            raise error
+
+
+@dataclass(slots=True)
+class Upstream:
+    name: str
+    spec: ServiceSpec
+    client: httpx.AsyncClient
+    breaker: CircuitBreaker
+    timeout_seconds: float
+
+    def url_for(self, raw_path: bytes, query: bytes) -> httpx.URL:
+        path = raw_path
+        if self.spec.strip_prefix:
+            path = raw_path[len(self.name) + 1 :] or b"/"
+            if not path.startswith(b"/"):
+                path = b"/" + path
+        base = httpx.URL(str(self.spec.url))
+        target = base.raw_path.rstrip(b"/") + path
+        return base.copy_with(raw_path=target + (b"?" + query if query else b""))
+
+
+class ServiceHealth(BaseModel):
+    status: Literal["up", "down"]
+    breaker: BreakerState
+    reachable: bool
+    required: bool
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "degraded"]
+    services: dict[str, ServiceHealth]
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.jwt_key = jwt.get_algorithm_by_name(settings.jwt_algorithm).prepare_key(
+            settings.jwt_secret.get_secret_value()
+        )
+        self.upstreams: dict[str, Upstream] = {}
+        for name, spec in settings.services.items():
+            timeout_seconds = spec.timeout_seconds or settings.upstream_timeout_seconds
+            client = httpx.AsyncClient(
+                base_url=str(spec.url),
+                # The header deadline wraps send(); read= bounds gaps inside a body.
+                timeout=httpx.Timeout(
+                    timeout_seconds,
+                    read=settings.stream_idle_timeout_seconds,
+                ),
+                # A pool per service: a slow service exhausts only its own connections.
+                limits=httpx.Limits(
+                    max_connections=settings.max_connections_per_service,
+                    max_keepalive_connections=settings.max_connections_per_service,
+                ),
+                # httpx would otherwise ask for gzip on behalf of clients that did not.
+                headers={"accept-encoding": "identity", "user-agent": "forge-gateway"},
+                follow_redirects=False,
+                trust_env=False,
+            )
+            breaker = CircuitBreaker(
+                name,
+                failure_threshold=settings.breaker_failure_threshold,
+                open_seconds=settings.breaker_open_seconds,
+                half_open_max_calls=settings.breaker_half_open_max_calls,
+                on_change=metrics.on_breaker_change,
+            )
+            metrics.breaker_state.labels(name).state(BreakerState.CLOSED.value)
+            self.upstreams[name] = Upstream(
+                name, spec, client, breaker, timeout_seconds
+            )
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(u.client.aclose() for u in self.upstreams.values()))
+
+    def is_public(self, path: str) -> bool:
+        for prefix in self.settings.public_paths:
+            stem = prefix.rstrip("/")
+            if path == stem or path.startswith(stem + "/"):
+                return True
+        return False
+
+    def authenticate(self, authorization: str | None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise GatewayError(
+                401,
+                "unauthorized",
+                "a bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        required = ["exp", "aud", "sub"] + (["iss"] if self.settings.jwt_issuer else [])
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self.jwt_key,
+                algorithms=[self.settings.jwt_algorithm],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                leeway=self.settings.jwt_leeway_seconds,
+                options={"require": required},
+            )
+        except jwt.InvalidTokenError as exc:
+            log.info("token rejected: %s", exc)
+            raise GatewayError(
+                401,
+                "invalid_token",
+                "the token is invalid or expired",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from exc
+        return str(claims["sub"])
+
+    def _upstream_headers(
+        self, request: Request, subject: str | None
+    ) -> list[tuple[str, str]]:
+        drop = (
+            HOP_BY_HOP
+            | _connection_listed(request.headers.getlist("connection"))
+            | {
+                "host",
+                "x-request-id",
+                SUBJECT_HEADER,
+                "x-forwarded-for",
+                "x-forwarded-proto",
+            }
+            | {"x-forwarded-host"}
+        )
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
+        headers.append(("x-request-id", request.state.request_id))
+        # The edge is the trust boundary: replace, never extend, client-sent forwarding
+        # headers. request.client is the real client only if uvicorn runs with
+        # --no-proxy-headers (nothing in front) or --forwarded-allow-ips=<the LB>.
+        if request.client is not None:
+            headers.append(("x-forwarded-for", request.client.host))
+        headers.append(("x-forwarded-proto", request.url.scheme))
+        if host := request.headers.get("host"):
+            headers.append(("x-forwarded-host", host))
+        if subject is not None:
+            headers.append((SUBJECT_HEADER, subject))
+        return headers
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(
+            self.settings.retry_backoff_max_seconds,
+            self.settings.retry_backoff_seconds * 2**attempt,
+        )
+        return random.uniform(
+            0, ceiling
+        )  # full jitter: retries from many clients spread out
+
+    async def forward(
+        self, request: Request, upstream: Upstream, subject: str | None
+    ) -> Response:
+        method = request.method
+        retryable = method in IDEMPOTENT_METHODS
+        # A retry resends the body, so idempotent requests are read first (bounded by
+        # max_body_size); everything else streams straight through, never retried.
+        body: bytes | AsyncIterator[bytes] = (
+            await request.body() if retryable else request.stream()
+        )
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        url = upstream.url_for(raw_path, request.scope["query_string"])
+        headers = self._upstream_headers(request, subject)
+        attempts = 1 + self.settings.retry_attempts if retryable else 1
+        count = self.metrics.upstream_requests
+
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                permit = upstream.breaker.acquire()
+            except CircuitOpenError as exc:
+                count.labels(upstream.name, "circuit_open").inc()
+                raise GatewayError(
+                    503,
+                    "circuit_open",
+                    f"service {upstream.name!r} is unavailable, retry later",
+                    headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+                    service=upstream.name,
+                    breaker=exc.state.value,
+                    retry_after_seconds=round(exc.retry_after, 3),
+                ) from exc
+            outbound = upstream.client.build_request(
+                method, url, headers=headers, content=body
+            )
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(upstream.timeout_seconds):
+                    response = await upstream.client.send(outbound, stream=True)
+            except (httpx.TransportError, TimeoutError) as exc:
+                permit.failure()
+                timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
+                outcome = "timeout" if timed_out else "connection_error"
+                count.labels(upstream.name, outcome).inc()
+                log.warning(
+                    "upstream %s %s attempt %d/%d: %s",
+                    upstream.name,
+                    outcome,
+                    attempt + 1,
+                    attempts,
+                    type(exc).__name__,
+                )
+                if last:
+                    raise GatewayError(
+                        504 if timed_out else 502,
+                        f"upstream_{outcome}",
+                        f"service {upstream.name!r} did not answer",
+                        service=upstream.name,
+                    ) from exc
+            else:
+                self.metrics.upstream_latency.labels(upstream.name).observe(
+                    time.perf_counter() - started
+                )
+                status = response.status_code
+                if status >= 500:
+                    permit.failure()
+                    count.labels(upstream.name, "server_error").inc()
+                    if status in RETRY_STATUSES and not last:
+                        await response.aclose()
+                        await asyncio.sleep(self._backoff(attempt))
+                        continue
+                else:
+                    permit.success()  # a 4xx is the caller's problem, not the service's
+                    count.labels(
+                        upstream.name, "ok" if status < 400 else "client_error"
+                    ).inc()
+                return UpstreamResponse(response, self._stream_broken(upstream))
+            finally:
+                # No-op after an outcome; frees the trial slot of an abandoned call.
+                permit.release()
+            await asyncio.sleep(self._backoff(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _stream_broken(self, upstream: Upstream) -> Callable[[Exception], None]:
+        def report(error: Exception) -> None:
+            # Not a breaker failure: the service did answer; the next call decides.
+            self.metrics.upstream_requests.labels(upstream.name, "stream_broken").inc()
+            log.warning(
+                "upstream %s stream broke: %s", upstream.name, type(error).__name__
+            )
+
+        return report
+
+    async def readiness(self) -> tuple[bool, Readiness]:
+        async def probe(upstream: Upstream) -> bool:
+            try:
+                async with asyncio.timeout(self.settings.health_timeout_seconds):
+                    response = await upstream.client.get(upstream.spec.health_path)
+            except (httpx.HTTPError, TimeoutError):
+                return False
+            return response.is_success
+
+        names = list(self.upstreams)
+        reachable = await asyncio.gather(*(probe(self.upstreams[n]) for n in names))
+        services: dict[str, ServiceHealth] = {}
+        for name, ok in zip(names, reachable, strict=True):
+            upstream = self.upstreams[name]
+            state = upstream.breaker.state
+            up = ok and state is not BreakerState.OPEN
+            services[name] = ServiceHealth(
+                status="up" if up else "down",
+                breaker=state,
+                reachable=ok,
+                required=upstream.spec.required,
+            )
+        ready = all(s.status == "up" for s in services.values() if s.required)
+        return ready, Readiness(status="ok" if ready else "degraded", services=services)
+
+
+# ----------------------------------------------------------------------- app
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def authenticated_subject(request: Request, gateway: GatewayDep) -> str | None:
+    if gateway.is_public(request.url.path):
+        return None
+    return gateway.authenticate(request.headers.get("authorization"))
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()  # type: ignore[call-arg]  # read from env
+    metrics = Metrics.create()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = Gateway(settings, metrics)
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+
+    app = FastAPI(
+        title="gateway",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=PROXY_METHODS,
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id"],
+        )
+    app.add_middleware(
+        RequestIdMiddleware
+    )  # added last: outermost, so every answer has it
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return error_response(
+            request, exc.status, exc.code, exc.message, exc.headers, **exc.extra
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            request,
+            exc.status_code,
+            f"http_{exc.status_code}",
+            str(exc.detail),
+            exc.headers,
+        )
+
+    @app.get("/health")
+    async def liveness() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready")
+    async def readiness(gateway: GatewayDep) -> JSONResponse:
+        ready, report = await gateway.readiness()
+        return JSONResponse(
+            report.model_dump(mode="json"), status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics")
+    async def prometheus(gateway: GatewayDep) -> Response:
+        for upstream in gateway.upstreams.values():
+            _ = (
+                upstream.breaker.state
+            )  # lets an elapsed open interval show as half_open
+        return Response(
+            generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    async def proxy(
+        request: Request,
+        service: str,
+        gateway: GatewayDep,
+        subject: Annotated[str | None, Depends(authenticated_subject)],
+    ) -> Response:
+        upstream = gateway.upstreams.get(service)
+        if upstream is None:
+            raise GatewayError(
+                404, "unknown_service", f"no service is routed at /{service}"
+            )
+        return await gateway.forward(request, upstream, subject)
+
+    for path in ("/{service}", "/{service}/{rest:path}"):
+        app.add_api_route(path, proxy, methods=PROXY_METHODS, include_in_schema=False)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn microservice_gateway:app` builds the app on first access, so importing
+    # this module (tests, tooling) needs no environment.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,41 @@
+"""Fixtures for the Tier 2 template tests (helpers live in helpers.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tier2_templates.helpers import System, new_system, standard_services
+
+
+@pytest.fixture(scope="module")
+def shared_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """For tests that leave every breaker closed: routing, auth, headers, SSE."""
+    system = new_system(tmp_path_factory.mktemp("tier2-shared"))
+    try:
+        system.start_upstream("users")
+        system.start_upstream("agents")
+        system.start_gateway(standard_services(system))
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture
+def fresh_system(tmp_path: Path) -> Iterator[Callable[..., System]]:
+    """A system of the test's own (its breakers start closed; it may stop upstreams)."""
+    systems: list[System] = []
+
+    def launch(**settings: str) -> System:
+        system = new_system(tmp_path / f"system{len(systems)}")
+        systems.append(system)
+        system.start_upstream("users")
+        system.start_upstream("agents")
+        system.start_gateway(standard_services(system), **settings)
+        return system
+
+    yield launch
+    for system in systems:
+        system.stop()

@@ -1,0 +1,163 @@
+"""Helpers for the Tier 2 template tests: the gateway template and small upstream
+services (upstream_app.py), each a real uvicorn process on a free port, and JWTs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from forge_testing import REPO_ROOT, Server, spawn, start_uvicorn, wait_until
+
+TEMPLATES = REPO_ROOT / "skill" / "fastapi-forge" / "assets" / "templates"
+HERE = Path(__file__).resolve().parent
+SECRET = "tier2-gateway-tests-" + "s" * 48  # >= 64 bytes, enough for HS512 too
+AUDIENCE = "forge-api"
+
+# Small numbers so that the tests reach every breaker state in a few calls. The open
+# interval is long enough that "open" is still observable after the failing calls.
+GATEWAY_DEFAULTS = {
+    "JWT_SECRET": SECRET,
+    "JWT_AUDIENCE": AUDIENCE,
+    "BREAKER_FAILURE_THRESHOLD": "3",
+    "BREAKER_OPEN_SECONDS": "4",
+    "BREAKER_HALF_OPEN_MAX_CALLS": "1",
+    "RETRY_ATTEMPTS": "1",
+    "RETRY_BACKOFF_SECONDS": "0.01",
+    "UPSTREAM_TIMEOUT_SECONDS": "5",
+    "HEALTH_TIMEOUT_SECONDS": "1",
+    "PUBLIC_PATHS": json.dumps(["/users/echo/public"]),
+}
+
+
+def make_token(
+    subject: str | None = "alice",
+    *,
+    audience: str = AUDIENCE,
+    expires_in: int = 600,
+    secret: str = SECRET,
+    algorithm: str = "HS256",
+    **claims: Any,
+) -> str:
+    payload: dict[str, Any] = {"aud": audience, "exp": int(time.time()) + expires_in}
+    if subject is not None:
+        payload["sub"] = subject
+    payload.update(claims)
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def bearer(token: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token or make_token()}"}
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    # The gateway reads its settings from the environment: start from a clean slate.
+    keys = set(GATEWAY_DEFAULTS) | {"SERVICES", "UPSTREAM_NAME"}
+    env = {k: v for k, v in os.environ.items() if k not in keys}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class System:
+    """A gateway and its upstreams; `upstreams` maps the route prefix to its server."""
+
+    log_dir: Path
+    workdir: Path
+    gateway: Server | None = None
+    upstreams: dict[str, Server] = field(default_factory=dict)
+    stopped: list[Server] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.url
+
+    def start_upstream(self, name: str) -> Server:
+        server = start_uvicorn(
+            "upstream_app:app",
+            log_dir=self.log_dir,
+            python=sys.executable,
+            cwd=self.workdir,
+            env=_clean_env({"UPSTREAM_NAME": name}),
+            extra_args=["--app-dir", str(HERE)],
+            name=f"upstream-{name}",
+        )
+        self.upstreams[name] = server
+        return server
+
+    def stop_upstream(self, name: str) -> None:
+        server = self.upstreams[name]
+        server.stop()
+        self.stopped.append(server)
+
+    def restart_upstream(self, name: str) -> Server:
+        """Starts `name` again on the port it had, as a returning service would."""
+        port = self.upstreams[name].port
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "upstream_app:app",
+            "--app-dir",
+            str(HERE),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        process = spawn(
+            f"upstream-{name}",
+            argv,
+            log_dir=self.log_dir,
+            cwd=self.workdir,
+            env=_clean_env({"UPSTREAM_NAME": name}),
+        )
+        url = f"http://127.0.0.1:{port}/health"
+        wait_until(
+            process, lambda: httpx.get(url, timeout=2).status_code == 200, "/health"
+        )
+        server = Server(process=process, port=port)
+        self.upstreams[name] = server
+        return server
+
+    def start_gateway(self, services: dict[str, Any], **settings: str) -> Server:
+        env = {**GATEWAY_DEFAULTS, **settings, "SERVICES": json.dumps(services)}
+        self.gateway = start_uvicorn(
+            "microservice_gateway:app",
+            log_dir=self.log_dir,
+            python=sys.executable,
+            cwd=self.workdir,
+            env=_clean_env(env),
+            # Nothing sits in front of this gateway: trust no client-sent X-Forwarded-*.
+            extra_args=["--app-dir", str(TEMPLATES), "--no-proxy-headers"],
+            name="gateway",
+        )
+        return self.gateway
+
+    def stop(self) -> None:
+        for server in [self.gateway, *self.upstreams.values(), *self.stopped]:
+            if server is not None:
+                server.stop()
+
+
+def standard_services(system: System) -> dict[str, Any]:
+    """users (required), agents, and `bare`: users again with its prefix stripped."""
+    users = system.upstreams["users"].url
+    return {
+        "users": {"url": users, "required": True},
+        "agents": system.upstreams["agents"].url,
+        "bare": {"url": users, "strip_prefix": True},
+    }
+
+
+def new_system(tmp: Path) -> System:
+    workdir = tmp / "work"  # no .env here: settings come from the environment only
+    workdir.mkdir(parents=True, exist_ok=True)
+    return System(log_dir=tmp / "logs", workdir=workdir)

@@ -1,0 +1,417 @@
+"""microservice_gateway.py end to end: a real gateway process in front of real
+upstream processes, driven over HTTP and SSE from outside. Breaker states are read
+from /health/ready, /metrics and response bodies, never inferred from timing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from httpx_sse import aconnect_sse
+
+from tier2_templates.helpers import System, bearer, make_token
+
+# A bound on how long a test may wait for something it expects; never a measurement.
+PATIENCE = 30.0
+
+
+async def get_json(
+    client: httpx.AsyncClient, url: str, **kwargs: Any
+) -> dict[str, Any]:
+    response = await client.get(url, **kwargs)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def readiness(client: httpx.AsyncClient, system: System) -> httpx.Response:
+    return await client.get(f"{system.url}/health/ready")
+
+
+async def breaker_state(client: httpx.AsyncClient, system: System, service: str) -> str:
+    state: str = (await readiness(client, system)).json()["services"][service][
+        "breaker"
+    ]
+    return state
+
+
+async def wait_for(
+    what: str, check: Callable[[], Any], limit: float = PATIENCE, pause: float = 0.1
+) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {limit:.0f}s")
+        await asyncio.sleep(pause)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+# --------------------------------------------------------------------------- routing
+
+
+@pytest.mark.parametrize("service", ["users", "agents"])
+async def test_request_reaches_its_service_with_the_request_id(
+    shared_system: System, service: str
+) -> None:
+    request_id = f"test-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{shared_system.url}/{service}/echo",
+            headers={**bearer(), "X-Request-ID": request_id},
+        )
+    assert response.status_code == 200, response.text
+    seen = response.json()
+    assert seen["service"] == service
+    assert seen["raw_path"] == f"/{service}/echo"
+    assert seen["headers"]["x-request-id"] == request_id
+    assert response.headers["x-request-id"] == request_id
+    assert seen["headers"]["x-auth-subject"] == "alice"
+
+
+async def test_request_id_is_generated_when_missing_or_malformed(
+    shared_system: System,
+) -> None:
+    async with httpx.AsyncClient() as client:
+        for sent in (None, "has spaces", "x" * 200, "semi;colon"):
+            headers = bearer() | ({"X-Request-ID": sent} if sent else {})
+            response = await client.get(
+                f"{shared_system.url}/users/echo", headers=headers
+            )
+            assert response.status_code == 200
+            returned = response.headers["x-request-id"]
+            assert returned and returned != sent
+            # The id the client gets back is the one the service logged against.
+            assert response.json()["headers"]["x-request-id"] == returned
+
+
+async def test_path_query_and_bodies_are_relayed_unchanged(
+    shared_system: System,
+) -> None:
+    async with httpx.AsyncClient() as client:
+        url = f"{shared_system.url}/users/echo/a%2Fb/c?q=1&q=two%20words"
+        seen = (await client.get(url, headers=bearer())).json()
+        assert seen["raw_path"] == "/users/echo/a%2Fb/c"
+        assert seen["query"] == "q=1&q=two%20words"
+
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            payload = f'{{"method": "{method}", "text": "{"z" * 5000}"}}'
+            response = await client.request(
+                method,
+                f"{shared_system.url}/users/echo",
+                content=payload,
+                headers={**bearer(), "content-type": "application/json"},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["method"] == method
+            assert response.json()["body"] == payload
+
+        # strip_prefix: /bare/users/echo reaches /users/echo of the users service.
+        seen = (
+            await client.get(f"{shared_system.url}/bare/users/echo", headers=bearer())
+        ).json()
+        assert seen["service"] == "users"
+        assert seen["raw_path"] == "/users/echo"
+
+
+async def test_hop_by_hop_and_spoofable_headers_are_not_forwarded(
+    shared_system: System,
+) -> None:
+    headers = {
+        **bearer(),
+        "Connection": "keep-alive, X-Hop-Secret",
+        "X-Hop-Secret": "for this connection only",
+        "Keep-Alive": "timeout=5",
+        "Proxy-Authorization": "Basic c2VjcmV0",
+        "X-Auth-Subject": "mallory",
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Custom": "kept",
+    }
+    async with httpx.AsyncClient() as client:
+        del client.headers["accept-encoding"]  # this client accepts no compression
+        response = await client.get(f"{shared_system.url}/users/echo", headers=headers)
+    seen = response.json()["headers"]
+    for dropped in ("x-hop-secret", "keep-alive", "proxy-authorization"):
+        assert dropped not in seen, seen
+    assert seen["x-auth-subject"] == "alice"
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-custom"] == "kept"
+    # The gateway's own HTTP client would ask for gzip unless told otherwise; it
+    # must not ask for what the client did not accept.
+    assert seen.get("accept-encoding") in (None, "identity")
+
+
+async def test_unknown_prefix_is_a_structured_404(shared_system: System) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{shared_system.url}/orders/1", headers=bearer())
+    assert_error(response, 404, "unknown_service")
+
+
+# --------------------------------------------------------------------------- auth
+
+
+def _none_token() -> str:
+    return jwt.encode(
+        {"sub": "alice", "aud": "forge-api", "exp": int(time.time()) + 600},
+        key=None,
+        algorithm="none",
+    )
+
+
+REJECTED_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
+    "missing": lambda: {},
+    "basic scheme": lambda: {"Authorization": "Basic YWxpY2U6cHc="},
+    "empty bearer": lambda: {"Authorization": "Bearer"},
+    "garbage": lambda: {"Authorization": "Bearer not.a.token"},
+    "alg none": lambda: bearer(_none_token()),
+    "other algorithm": lambda: bearer(make_token(algorithm="HS512")),
+    "wrong secret": lambda: bearer(make_token(secret="another-secret-" + "q" * 32)),
+    "expired": lambda: bearer(make_token(expires_in=-60)),
+    "wrong audience": lambda: bearer(make_token(audience="someone-else")),
+    "no subject": lambda: bearer(make_token(subject=None)),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTED_TOKENS))
+async def test_edge_rejects_bad_credentials_before_any_upstream(
+    shared_system: System, case: str
+) -> None:
+    upstream = shared_system.upstreams["users"].url
+    async with httpx.AsyncClient() as client:
+        before = (await get_json(client, f"{upstream}/users/stats")).get("echo", 0)
+        response = await client.get(
+            f"{shared_system.url}/users/echo", headers=REJECTED_TOKENS[case]()
+        )
+        after = (await get_json(client, f"{upstream}/users/stats")).get("echo", 0)
+    code = (
+        "unauthorized"
+        if case in ("missing", "basic scheme", "empty bearer")
+        else "invalid_token"
+    )
+    assert_error(response, 401, code)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert after == before, "a rejected request reached the service"
+
+
+async def test_public_paths_and_gateway_endpoints_need_no_token(
+    shared_system: System,
+) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{shared_system.url}/users/echo/public/terms")
+        assert response.status_code == 200, response.text
+        assert "x-auth-subject" not in response.json()["headers"]
+        # Only the listed path: its neighbour still needs a token.
+        response = await client.get(f"{shared_system.url}/users/echo/publicity")
+        assert response.status_code == 401
+        for path in ("/health", "/health/ready", "/metrics"):
+            assert (await client.get(f"{shared_system.url}{path}")).status_code == 200
+
+
+# --------------------------------------------------------------------------- SSE
+
+
+async def test_sse_streams_through_event_by_event(shared_system: System) -> None:
+    """The upstream sends event n+1 only after the test has seen event n through the
+    gateway, so a gateway that buffered the response would never deliver event 0."""
+    stream_id = uuid.uuid4().hex
+    upstream = shared_system.upstreams["agents"].url
+    url = f"{shared_system.url}/agents/stream/{stream_id}?events=3"
+    async with httpx.AsyncClient(timeout=PATIENCE) as client:
+        async with asyncio.timeout(PATIENCE):
+            async with aconnect_sse(client, "GET", url, headers=bearer()) as source:
+                assert source.response.status_code == 200
+                assert source.response.headers["content-type"].startswith(
+                    "text/event-stream"
+                )
+                events = source.aiter_sse()
+                for index in range(3):
+                    event = await anext(events)
+                    assert event.event == "token"
+                    assert event.json() == {"index": index}
+                    progress = await get_json(
+                        client, f"{upstream}/agents/stream/{stream_id}/sent"
+                    )
+                    assert progress["sent"] == index + 1, (
+                        "the upstream ran ahead of the client"
+                    )
+                    await client.post(f"{upstream}/agents/stream/{stream_id}/release")
+                with pytest.raises(StopAsyncIteration):
+                    await anext(events)
+
+
+async def test_client_leaving_an_sse_stream_closes_the_upstream_stream(
+    shared_system: System,
+) -> None:
+    stream_id = uuid.uuid4().hex
+    upstream = shared_system.upstreams["agents"].url
+    url = f"{shared_system.url}/agents/stream/{stream_id}?events=5"
+    async with httpx.AsyncClient(timeout=PATIENCE) as client:
+        async with aconnect_sse(client, "GET", url, headers=bearer()) as source:
+            first = await anext(source.aiter_sse())
+            assert first.json() == {"index": 0}
+        # The upstream generator is parked waiting for a release; it only ends when the
+        # gateway drops the upstream connection after the client went away.
+        progress_url = f"{upstream}/agents/stream/{stream_id}/sent"
+
+        async def upstream_closed() -> bool:
+            return bool((await get_json(client, progress_url))["closed"])
+
+        await wait_for("the upstream stream to be closed", upstream_closed)
+
+
+# --------------------------------------------------------------------------- breaker
+
+
+async def test_breaker_opens_fails_fast_and_closes_through_half_open(
+    fresh_system: Callable[..., System],
+) -> None:
+    system = fresh_system()
+    base = system.url
+    async with httpx.AsyncClient(timeout=PATIENCE) as client:
+        assert (await readiness(client, system)).status_code == 200
+
+        system.stop_upstream("users")
+        # Each call is one try and one retry, each a breaker failure (threshold 3):
+        # the first call fails as a bad gateway, the second trips the breaker.
+        first = await client.get(f"{base}/users/echo", headers=bearer())
+        assert_error(first, 502, "upstream_connection_error")
+        assert await breaker_state(client, system, "users") == "closed"
+        tripping = await client.get(f"{base}/users/echo", headers=bearer())
+        assert_error(tripping, 503, "circuit_open")
+
+        ready = await readiness(client, system)
+        assert ready.status_code == 503, "users is required: the gateway is not ready"
+        report = ready.json()
+        assert report["status"] == "degraded"
+        assert report["services"]["users"] == {
+            "status": "down",
+            "breaker": "open",
+            "reachable": False,
+            "required": True,
+        }
+        assert report["services"]["agents"]["status"] == "up"
+        assert report["services"]["agents"]["breaker"] == "closed"
+
+        # Fails fast: the breaker answers without calling the service.
+        fast = await client.get(f"{base}/users/echo", headers=bearer())
+        error = assert_error(fast, 503, "circuit_open")
+        assert error["service"] == "users"
+        assert error["breaker"] == "open"
+        assert 0 < error["retry_after_seconds"] <= 4
+        assert int(fast.headers["retry-after"]) >= 1
+
+        # The other service is unaffected.
+        other = await client.get(f"{base}/agents/echo", headers=bearer())
+        assert other.status_code == 200
+        assert other.json()["service"] == "agents"
+
+        metrics = (await client.get(f"{base}/metrics")).text
+        assert _enum_sample("users", "open") in metrics
+        assert _enum_sample("agents", "closed") in metrics
+
+        # The service comes back; the breaker lets a trial call through once the open
+        # interval is over.
+        users = system.restart_upstream("users")
+
+        async def half_open() -> bool:
+            return await breaker_state(client, system, "users") == "half_open"
+
+        await wait_for("the users breaker to become half-open", half_open)
+
+        # One trial at a time (BREAKER_HALF_OPEN_MAX_CALLS=1): hold the trial inside
+        # the service and check that a second call is turned away meanwhile.
+        hold_id = uuid.uuid4().hex
+        trial = asyncio.create_task(
+            client.get(f"{base}/users/hold/{hold_id}", headers=bearer())
+        )
+
+        async def trial_arrived() -> bool:
+            arrived = await get_json(
+                client, f"{users.url}/users/hold/{hold_id}/arrived"
+            )
+            return bool(arrived["arrived"])
+
+        await wait_for("the trial call to reach the service", trial_arrived)
+        turned_away = await client.get(f"{base}/users/echo", headers=bearer())
+        assert assert_error(turned_away, 503, "circuit_open")["breaker"] == "half_open"
+        assert await breaker_state(client, system, "users") == "half_open"
+
+        await client.post(f"{users.url}/users/hold/{hold_id}/release")
+        assert (await trial).status_code == 200
+
+        assert await breaker_state(client, system, "users") == "closed"
+        assert (await readiness(client, system)).status_code == 200
+        back = await client.get(f"{base}/users/echo", headers=bearer())
+        assert back.status_code == 200
+        metrics = (await client.get(f"{base}/metrics")).text
+        assert _enum_sample("users", "closed") in metrics
+        for state in ("open", "half_open", "closed"):
+            assert _transitions_sample("users", state) in metrics
+
+
+async def test_client_errors_leave_the_breaker_closed_server_errors_open_it(
+    fresh_system: Callable[..., System],
+) -> None:
+    system = fresh_system()
+    upstream = system.upstreams["users"].url
+    async with httpx.AsyncClient(timeout=PATIENCE) as client:
+        for _ in range(5):
+            response = await client.get(
+                f"{system.url}/users/status/404", headers=bearer()
+            )
+            assert response.status_code == 404  # the service's own answer, passed on
+        assert await breaker_state(client, system, "users") == "closed"
+
+        for _ in range(3):  # 500 is not retried: one failure per call
+            response = await client.get(
+                f"{system.url}/users/status/500", headers=bearer()
+            )
+            assert response.status_code == 500
+            assert response.json() == {"status": 500}
+        assert await breaker_state(client, system, "users") == "open"
+        response = await client.get(f"{system.url}/users/status/500", headers=bearer())
+        assert_error(response, 503, "circuit_open")
+        hits = await get_json(client, f"{upstream}/users/stats")
+        assert hits["GET status/500"] == 3, (
+            "the call after the breaker opened got through"
+        )
+
+
+async def test_retries_only_idempotent_methods(
+    fresh_system: Callable[..., System],
+) -> None:
+    system = fresh_system(BREAKER_FAILURE_THRESHOLD="100")
+    upstream = system.upstreams["users"].url
+    async with httpx.AsyncClient(timeout=PATIENCE) as client:
+        get = await client.get(f"{system.url}/users/status/503", headers=bearer())
+        post = await client.post(f"{system.url}/users/status/503", headers=bearer())
+        hits = await get_json(client, f"{upstream}/users/stats")
+    # After the last try the service's own 503 is passed on.
+    assert get.status_code == post.status_code == 503
+    assert hits["GET status/503"] == 2  # RETRY_ATTEMPTS=1: one try, one retry
+    assert hits["POST status/503"] == 1
+
+
+def _enum_sample(service: str, state: str) -> str:
+    return (
+        f'gateway_circuit_breaker_state{{gateway_circuit_breaker_state="{state}",'
+        f'service="{service}"}} 1.0'
+    )
+
+
+def _transitions_sample(service: str, state: str) -> str:
+    labels = f'service="{service}",state="{state}"'
+    return f"gateway_circuit_breaker_transitions_total{{{labels}}}"
