@@ -1,0 +1,218 @@
+"""The gateway's circuit breaker and settings, in process, on a fake clock."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from tier2_templates.helpers import TEMPLATES
+
+
+def _load_gateway() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "microservice_gateway", TEMPLATES / "microservice_gateway.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+gw = _load_gateway()
+CLOSED, OPEN, HALF_OPEN = (
+    gw.BreakerState.CLOSED,
+    gw.BreakerState.OPEN,
+    gw.BreakerState.HALF_OPEN,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker(clock: FakeClock, changes: list[Any] | None = None, trials: int = 1) -> Any:
+    return gw.CircuitBreaker(
+        "users",
+        failure_threshold=3,
+        open_seconds=10.0,
+        half_open_max_calls=trials,
+        on_change=(lambda name, state: changes.append((name, state)))
+        if changes is not None
+        else None,
+        clock=clock,
+    )
+
+
+def fail(b: Any, times: int = 1) -> None:
+    for _ in range(times):
+        b.acquire().failure()
+
+
+def test_opens_after_consecutive_failures_only() -> None:
+    b = breaker(FakeClock())
+    fail(b, 2)
+    b.acquire().success()  # a success resets the count
+    fail(b, 2)
+    assert b.state is CLOSED
+    fail(b)
+    assert b.state is OPEN
+
+
+def test_open_rejects_until_the_interval_ends_then_half_opens() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    fail(b, 3)
+    clock.now += 4
+    with pytest.raises(gw.CircuitOpenError) as rejected:
+        b.acquire()
+    assert rejected.value.state is OPEN
+    assert rejected.value.retry_after == pytest.approx(6.0)
+    clock.now += 6
+    assert b.state is HALF_OPEN
+
+
+def test_half_open_admits_a_limited_number_of_trials() -> None:
+    clock = FakeClock()
+    b = breaker(clock, trials=2)
+    fail(b, 3)
+    clock.now += 10
+    first, second = b.acquire(), b.acquire()
+    with pytest.raises(gw.CircuitOpenError) as rejected:
+        b.acquire()
+    assert rejected.value.state is HALF_OPEN
+    first.success()
+    assert b.state is CLOSED
+    second.failure()  # stale: taken while half-open, the breaker has moved on
+    assert b.state is CLOSED
+
+
+def test_a_failed_trial_reopens_for_a_full_interval() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    fail(b, 3)
+    clock.now += 10
+    b.acquire().failure()
+    assert b.state is OPEN
+    clock.now += 9.9
+    assert b.state is OPEN
+    clock.now += 0.1
+    assert b.state is HALF_OPEN
+
+
+def test_an_abandoned_trial_frees_its_slot() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    fail(b, 3)
+    clock.now += 10
+    trial = b.acquire()
+    trial.release()  # the client went away: no verdict
+    assert b.state is HALF_OPEN
+    b.acquire().success()
+    assert b.state is CLOSED
+
+
+def test_outcomes_from_before_a_state_change_are_ignored() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    slow = b.acquire()  # started while closed
+    fail(b, 3)
+    slow.success()  # arrives after the breaker opened: must not close it
+    assert b.state is OPEN
+    clock.now += 10
+    late_failure = b.acquire()
+    late_failure.success()
+    assert b.state is CLOSED
+    late_failure.failure()  # second outcome of one permit: ignored
+    assert b.state is CLOSED
+
+
+def test_transitions_are_reported_in_order() -> None:
+    clock = FakeClock()
+    changes: list[Any] = []
+    b = breaker(clock, changes)
+    fail(b, 3)
+    clock.now += 10
+    b.acquire().success()
+    assert changes == [("users", OPEN), ("users", HALF_OPEN), ("users", CLOSED)]
+
+
+# --------------------------------------------------------------------------- settings
+
+SECRET = "k" * 32
+
+
+def settings(**values: Any) -> Any:
+    base: dict[str, Any] = {
+        "services": {"users": "http://users:8000"},
+        "jwt_secret": SECRET,
+        "jwt_audience": "forge-api",
+    }
+    return gw.GatewaySettings(_env_file=None, **(base | values))
+
+
+def test_services_accept_a_bare_url_or_an_object() -> None:
+    s = settings(
+        services={
+            "users": "http://users:8000",
+            "agents": {"url": "http://agents:8000/api", "timeout_seconds": 30},
+        }
+    )
+    assert str(s.services["users"].url) == "http://users:8000/"
+    assert s.services["users"].required is False
+    assert s.services["agents"].timeout_seconds == 30
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"services": {}}, "SERVICES is empty"),
+        ({"services": {"health": "http://x:1"}}, "not a usable path prefix"),
+        ({"services": {"Users": "http://x:1"}}, "not a usable path prefix"),
+        ({"services": {"users": "ftp://x:1"}}, "URL scheme"),
+        ({"services": {"users": {"url": "http://x:1", "retries": 3}}}, "retries"),
+        ({"jwt_secret": "short"}, "at least 32 bytes"),
+        ({"jwt_algorithm": "none"}, "jwt_algorithm"),
+    ],
+)
+def test_bad_settings_fail_at_start_with_a_clear_message(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        settings(**values)
+
+
+@pytest.mark.parametrize(
+    ("base", "strip", "path", "query", "expected"),
+    [
+        ("http://u:1", False, b"/users/a%2Fb", b"x=1", "http://u:1/users/a%2Fb?x=1"),
+        ("http://u:1", True, b"/users/a", b"", "http://u:1/a"),
+        ("http://u:1", True, b"/users", b"", "http://u:1/"),
+        ("http://u:1/api/", True, b"/users/a", b"", "http://u:1/api/a"),
+        ("http://u:1/api", False, b"/users/a", b"q", "http://u:1/api/users/a?q"),
+    ],
+)
+def test_upstream_urls_keep_the_raw_path(
+    base: str, strip: bool, path: bytes, query: bytes, expected: str
+) -> None:
+    spec = gw.ServiceSpec(url=base, strip_prefix=strip)
+    upstream = gw.Upstream(
+        "users", spec, httpx.AsyncClient(), breaker(FakeClock()), 1.0
+    )
+    assert str(upstream.url_for(path, query)) == expected
+
+
+def test_importing_the_module_needs_no_environment() -> None:
+    # `app` is built on first access only (uvicorn's), so the import above worked
+    # without SERVICES or JWT_SECRET in the environment.
+    assert "app" not in vars(gw)
