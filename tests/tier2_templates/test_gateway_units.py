@@ -202,14 +202,13 @@ def test_bad_settings_fail_at_start_with_a_clear_message(
         ("http://u:1/api", False, b"/users/a", b"q", "http://u:1/api/users/a?q"),
     ],
 )
-def test_upstream_urls_keep_the_raw_path(
+async def test_upstream_urls_keep_the_raw_path(
     base: str, strip: bool, path: bytes, query: bytes, expected: str
 ) -> None:
     spec = gw.ServiceSpec(url=base, strip_prefix=strip)
-    upstream = gw.Upstream(
-        "users", spec, httpx.AsyncClient(), breaker(FakeClock()), 1.0
-    )
-    assert str(upstream.url_for(path, query)) == expected
+    async with httpx.AsyncClient() as client:
+        upstream = gw.Upstream("users", spec, client, breaker(FakeClock()), 1.0)
+        assert str(upstream.url_for(path, query)) == expected
 
 
 def test_importing_the_module_needs_no_environment() -> None:
