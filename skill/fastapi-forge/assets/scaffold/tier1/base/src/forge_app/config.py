@@ -1,0 +1,63 @@
+"""All configuration, from environment variables (or a `.env` file), validated at start-up.
+
+Every field is listed in `.env.example`. Option-specific fields live next to the code that
+uses them (`security.AuthSettings`, `db.session.DatabaseSettings`) and are merged here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .db.session import DatabaseSettings
+from .security import AuthSettings
+
+
+class Settings(AuthSettings, DatabaseSettings, BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_name: str = "forge-app"
+    environment: Literal["dev", "test", "prod"] = "dev"
+    docs_enabled: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # JSON lines for machines; False renders readable console logs for local work.
+    log_json: bool = True
+
+    # JSON list, e.g. CORS_ORIGINS='["https://app.example.com"]'. Empty: no CORS headers.
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+
+    redis_url: str = "redis://localhost:6379/0"
+    # Prefix of every Redis key this app writes, so several apps can share one Redis.
+    redis_key_prefix: str = "forge_app:"
+
+    rate_limit_requests: int = Field(default=60, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    ws_auth_timeout_seconds: float = Field(default=5.0, gt=0)
+    ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
+
+    # Job queue (ARQ or Celery queue name; in-process: unused).
+    queue_name: str = "forge_app:jobs"
+    worker_concurrency: int = Field(default=10, ge=1)
+    # How long DELETE /agents/jobs/{id} waits for a running job to stop before answering 202.
+    cancel_wait_seconds: float = Field(default=2.0, ge=0)
+
+    agent_runner: Literal["fake", "sdk"] = "fake"
+    agent_model: str = "fake-model"
+    agent_api_key: SecretStr | None = None
+    agent_base_url: str | None = None
+    agent_timeout_seconds: float = Field(default=300.0, gt=0)
+    agent_max_turns: int = Field(default=15, ge=1)
+    fake_agent_delay_seconds: float = Field(default=0.05, ge=0)
+    fake_agent_fail: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,35 @@
+"""Request-scoped dependencies: the shared resources, the caller, the agent service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from .errors import AppError
+from .middleware.auth import PRINCIPAL_KEY
+from .principal import Principal
+from .resources import Resources
+from .services.agent_service import AgentService
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.state.resources
+    return resources
+
+
+def get_principal(request: Request) -> Principal:
+    principal = getattr(request.state, PRINCIPAL_KEY, None)
+    if not isinstance(principal, Principal):
+        # Only reachable if a route is mounted outside AuthMiddleware's protection.
+        raise AppError(401, "missing_credentials", "authentication required")
+    return principal
+
+
+def get_agent_service(resources: Annotated[Resources, Depends(get_resources)]) -> AgentService:
+    return AgentService(resources)
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]

@@ -1,0 +1,68 @@
+"""The application factory. Run it with
+
+uvicorn --factory forge_app.main:create_app --host 0.0.0.0 --port 8000 --workers 2
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from .config import Settings, get_settings
+from .errors import install_error_handlers
+from .logging_config import configure_logging
+from .metrics import mark_process_dead
+from .middleware.auth import AuthMiddleware
+from .middleware.logging import RequestContextMiddleware
+from .middleware.rate_limit import RateLimitMiddleware
+from .resources import open_resources
+from .routes import ROUTERS
+from .security import build_authenticator
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    authenticator = build_authenticator(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with open_resources(settings, authenticator) as resources:
+            log.info("startup", app=settings.app_name, environment=settings.environment)
+            # Lifespan state: copied into every request's `request.state`.
+            yield {"resources": resources}
+        mark_process_dead()
+        log.info("shutdown")
+
+    app = FastAPI(
+        title=settings.app_name,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    install_error_handlers(app)
+    # add_middleware wraps: the last added runs first. Order on the way in:
+    # request id/logging -> CORS -> rate limit -> auth -> routes.
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
+    app.add_middleware(RateLimitMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

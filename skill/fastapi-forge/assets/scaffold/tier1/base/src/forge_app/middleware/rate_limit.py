@@ -1,0 +1,87 @@
+"""Fixed-window rate limiting in Redis, shared by every worker process, as pure ASGI.
+
+One Lua script increments the window's counter and sets its expiry atomically, so the
+limit holds across uvicorn workers and replicas. Keyed by client address (put uvicorn
+behind the proxy with `--proxy-headers --forwarded-allow-ips`) and checked before
+authentication, so guessing credentials is limited too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import error_response
+
+if TYPE_CHECKING:
+    from ..resources import Resources
+
+EXEMPT_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
+
+# Returns {count in this window, seconds until the window resets}.
+WINDOW_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+log = structlog.get_logger(__name__)
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        resources: Resources = scope["state"]["resources"]
+        settings = resources.settings
+        limit = settings.rate_limit_requests
+        client = scope.get("client")
+        key = f"{settings.redis_key_prefix}ratelimit:{client[0] if client else 'unknown'}"
+        try:
+            count, ttl = await resources.redis.eval(
+                WINDOW_SCRIPT, 1, key, settings.rate_limit_window_seconds
+            )
+        except RedisError:
+            # Fail open: an unreachable Redis must not take the API down with it;
+            # /health/ready reports it.
+            log.warning("rate_limit_unavailable")
+            await self.app(scope, receive, send)
+            return
+        remaining = max(0, limit - int(count))
+        if int(count) > limit:
+            response = error_response(
+                429,
+                "rate_limited",
+                "too many requests; retry later",
+                headers={
+                    "Retry-After": str(max(1, int(ttl))),
+                    "X-RateLimit-Limit": str(limit),
+                    "X-RateLimit-Remaining": "0",
+                },
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-ratelimit-limit", str(limit).encode()))
+                headers.append((b"x-ratelimit-remaining", str(remaining).encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,269 @@
+"""Agent endpoints: run (sync), run/async (job), run/stream (SSE), ws, job status, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import ValidationError
+from starlette.websockets import WebSocketState
+
+from ..agents.base import AgentChunk, AgentRequest
+from ..dependencies import AgentServiceDep, PrincipalDep
+from ..metrics import AGENT_RUNS
+from ..models.schemas import (
+    MAX_PROMPT_CHARS,
+    ErrorResponse,
+    JobView,
+    ModelName,
+    RunRequest,
+    RunResponse,
+    StreamEvent,
+    UsageView,
+    WsAuth,
+    WsCancel,
+    WsPing,
+    WsRun,
+    ws_client_message,
+)
+from ..principal import ANONYMOUS, AuthenticationError, Principal
+from ..resources import Resources
+from ..services.agent_service import AgentService, with_heartbeats
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+log = structlog.get_logger(__name__)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 404, 409, 422, 429, 502, 504)
+}
+
+# WebSocket close codes (RFC 6455): 1008 policy violation (authentication), 1003 data the
+# server does not accept, 1011 unexpected server error.
+WS_POLICY_VIOLATION = status.WS_1008_POLICY_VIOLATION
+WS_UNSUPPORTED_DATA = status.WS_1003_UNSUPPORTED_DATA
+WS_INTERNAL_ERROR = status.WS_1011_INTERNAL_ERROR
+
+
+def to_event(chunk: AgentChunk) -> StreamEvent:
+    return StreamEvent(
+        type=chunk.type,
+        text=chunk.text,
+        data=chunk.data,
+        usage=UsageView.model_validate(chunk.usage, from_attributes=True) if chunk.usage else None,
+    )
+
+
+@router.post("/run", responses=ERRORS)
+async def run_agent(body: RunRequest, service: AgentServiceDep, _: PrincipalDep) -> RunResponse:
+    """Run the agent and wait for its answer (bounded by AGENT_TIMEOUT_SECONDS: 504)."""
+    return await service.run(body)
+
+
+@router.post("/run/async", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
+async def run_agent_async(
+    body: RunRequest, service: AgentServiceDep, principal: PrincipalDep, response: Response
+) -> JobView:
+    """Queue the run as a job; poll `GET /agents/jobs/{job_id}` (the Location header)."""
+    job = await service.submit(principal, body)
+    response.headers["Location"] = f"{router.prefix}/jobs/{job.job_id}"
+    return job.view()
+
+
+@router.get("/run/stream", response_class=EventSourceResponse, responses=ERRORS)
+async def stream_agent(
+    prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
+    service: AgentServiceDep,
+    _: PrincipalDep,
+    model: Annotated[ModelName | None, Query()] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events: one `event:` per chunk type (text, tool_call, tool_result,
+    usage), then `done` or `error`. Comment lines keep idle connections open."""
+    interval = service.settings.sse_heartbeat_seconds
+    chunks = service.stream(AgentRequest(prompt=prompt, model=model))
+    sequence = 0
+    outcome = "disconnected"
+    try:
+        async for chunk in with_heartbeats(chunks, interval):
+            if chunk is None:
+                yield ServerSentEvent(comment="heartbeat")
+                continue
+            sequence += 1
+            event = to_event(chunk)
+            if chunk.type == "error":
+                outcome = "failed"
+                yield ServerSentEvent(event="error", id=str(sequence), data=event)
+                return
+            yield ServerSentEvent(event=chunk.type, id=str(sequence), data=event)
+        outcome = "completed"
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data=StreamEvent(type="done"))
+    except TimeoutError:
+        outcome = "timeout"
+        yield ServerSentEvent(
+            event="error",
+            data=StreamEvent(type="error", text="the agent did not finish in time"),
+        )
+    finally:
+        # A client that goes away cancels this generator; the agent stream is closed by
+        # with_heartbeats, and the outcome stays "disconnected".
+        AGENT_RUNS.labels(mode="stream", outcome=outcome).inc()
+        log.info("sse_stream_closed", outcome=outcome, events=sequence)
+
+
+@router.get("/jobs/{job_id}", responses=ERRORS)
+async def get_job(job_id: uuid.UUID, service: AgentServiceDep, principal: PrincipalDep) -> JobView:
+    return (await service.get_job(principal, job_id)).view()
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    responses={**ERRORS, 202: {"model": JobView, "description": "cancellation in progress"}},
+)
+async def cancel_job(
+    job_id: uuid.UUID, service: AgentServiceDep, principal: PrincipalDep, response: Response
+) -> JobView:
+    """Cancel a queued or running job. 200 once it is cancelled; 202 while a running
+    agent is still stopping (poll the job); 409 if it had already finished."""
+    job = await service.cancel_job(principal, job_id)
+    if not job.status.terminal:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return job.view()
+
+
+# --- WebSocket ---------------------------------------------------------------------------
+#
+# Protocol, JSON text frames:
+#   client -> {"type": "auth", "token": "..."}   first message (unless auth is disabled)
+#   server -> {"type": "ready"}
+#   client -> {"type": "run", "prompt": "...", "model": null}
+#   server -> {"type": "text" | "tool_call" | "tool_result" | "usage", ...} ... {"type": "done"}
+#   client -> {"type": "cancel"}                  stops the current run: {"type": "cancelled"}
+#   client -> {"type": "ping"}                    server -> {"type": "pong"}
+#   server -> {"type": "ping"}                    every WS_PING_INTERVAL_SECONDS when idle
+# The token travels in the first message, not the URL (URLs end up in access logs and
+# browser history) and not a header (browsers cannot set headers on a WebSocket).
+
+
+class WsSession:
+    def __init__(self, websocket: WebSocket, service: AgentService) -> None:
+        self.websocket = websocket
+        self.service = service
+        self.send_lock = asyncio.Lock()
+        self.run_task: asyncio.Task[None] | None = None
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.websocket.send_text(json.dumps(payload))
+
+    async def authenticate(self, resources: Resources) -> Principal | None:
+        authenticator = resources.authenticator
+        if not authenticator.required:
+            return ANONYMOUS
+        try:
+            async with asyncio.timeout(resources.settings.ws_auth_timeout_seconds):
+                raw = await self.websocket.receive_text()
+            message = ws_client_message.validate_json(raw)
+            if not isinstance(message, WsAuth):
+                raise AuthenticationError("auth_required_first")
+            return await authenticator.authenticate(message.token)
+        except WebSocketDisconnect:
+            return None
+        except TimeoutError:
+            await self.websocket.close(WS_POLICY_VIOLATION, "authentication timed out")
+        except (ValidationError, AuthenticationError):
+            await self.websocket.close(WS_POLICY_VIOLATION, "authentication failed")
+        return None
+
+    async def heartbeat(self) -> None:
+        interval = self.service.settings.ws_ping_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            await self.send({"type": "ping"})
+
+    async def run(self, message: WsRun) -> None:
+        request = AgentRequest(
+            prompt=message.prompt, model=message.model, session_id=message.session_id
+        )
+        outcome = "completed"
+        try:
+            async for chunk in self.service.stream(request):
+                await self.send(to_event(chunk).model_dump(mode="json"))
+                if chunk.type == "error":
+                    outcome = "failed"
+                    break
+            else:
+                await self.send({"type": "done"})
+        except TimeoutError:
+            outcome = "timeout"
+            await self.send({"type": "error", "text": "the agent did not finish in time"})
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception:
+            # Usually the client left mid-run; the connection handler cleans up.
+            outcome = "failed"
+            log.warning("websocket_run_aborted", exc_info=True)
+        finally:
+            AGENT_RUNS.labels(mode="ws", outcome=outcome).inc()
+
+    async def cancel_run(self) -> bool:
+        task, self.run_task = self.run_task, None
+        if task is None or task.done():
+            return False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return True
+
+    async def serve(self) -> None:
+        while True:
+            raw = await self.websocket.receive_text()
+            try:
+                message = ws_client_message.validate_json(raw)
+            except ValidationError:
+                await self.websocket.close(WS_UNSUPPORTED_DATA, "invalid message")
+                return
+            if isinstance(message, WsPing):
+                await self.send({"type": "pong"})
+            elif isinstance(message, WsCancel):
+                if await self.cancel_run():
+                    await self.send({"type": "cancelled"})
+            elif isinstance(message, WsRun):
+                if self.run_task is not None and not self.run_task.done():
+                    await self.send({"type": "error", "text": "a run is already in progress"})
+                    continue
+                self.run_task = asyncio.create_task(self.run(message))
+            else:
+                await self.send({"type": "error", "text": "already authenticated"})
+
+
+@router.websocket("/ws")
+async def agent_websocket(websocket: WebSocket) -> None:
+    resources: Resources = websocket.state.resources
+    await websocket.accept()
+    session = WsSession(websocket, AgentService(resources))
+    principal = await session.authenticate(resources)
+    if principal is None:
+        return
+    structlog.contextvars.bind_contextvars(subject=principal.subject)
+    await session.send({"type": "ready"})
+    heartbeat = asyncio.create_task(session.heartbeat())
+    try:
+        await session.serve()
+    except WebSocketDisconnect:
+        log.info("websocket_client_left")
+    except Exception:
+        log.exception("websocket_error")
+        if websocket.application_state == WebSocketState.CONNECTED:
+            await websocket.close(WS_INTERNAL_ERROR, "internal error")
+    finally:
+        heartbeat.cancel()
+        await session.cancel_run()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat

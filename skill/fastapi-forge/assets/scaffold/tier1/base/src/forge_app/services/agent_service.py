@@ -1,0 +1,141 @@
+"""What the agent routes do, independent of HTTP: run, stream, submit and cancel jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, TypeVar
+
+import structlog
+
+from ..agents.base import AgentChunk, AgentRequest, AgentRunError, run_to_completion
+from ..errors import AppError
+from ..metrics import AGENT_RUNS, record_usage
+from ..models.schemas import JobStatus, RunRequest, RunResponse, UsageView
+from .jobs import JobRecord, utcnow
+
+if TYPE_CHECKING:
+    from ..principal import Principal
+    from ..resources import Resources
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+class AgentService:
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.settings = resources.settings
+
+    async def run(self, body: RunRequest) -> RunResponse:
+        request = AgentRequest(
+            prompt=body.prompt, model=body.model, session_id=body.session_id, metadata=body.metadata
+        )
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.agent_timeout_seconds):
+                result = await run_to_completion(self.resources.runner, request)
+        except TimeoutError:
+            AGENT_RUNS.labels(mode="sync", outcome="timeout").inc()
+            raise AppError(504, "agent_timeout", "the agent did not finish in time") from None
+        except AgentRunError as exc:
+            AGENT_RUNS.labels(mode="sync", outcome="failed").inc()
+            raise AppError(502, "agent_error", str(exc)) from None
+        AGENT_RUNS.labels(mode="sync", outcome="completed").inc()
+        record_usage(result.usage)
+        return RunResponse(
+            output=result.text,
+            model=body.model or self.settings.agent_model,
+            usage=[UsageView.model_validate(u, from_attributes=True) for u in result.usage],
+            tool_calls=result.tool_calls,
+            duration_seconds=round(time.perf_counter() - started, 4),
+        )
+
+    async def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]:
+        """The runner's chunks under the agent timeout (TimeoutError when it expires).
+
+        The deadline covers the whole run but is applied to each wait for the next chunk,
+        because a timeout scope must not stay open across `yield`."""
+        deadline = asyncio.get_running_loop().time() + self.settings.agent_timeout_seconds
+        stream = self.resources.runner.stream(request)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                if chunk.usage is not None:
+                    record_usage([chunk.usage])
+                yield chunk
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def submit(self, principal: Principal, body: RunRequest) -> JobRecord:
+        job = await self.resources.jobs.create(
+            owner=principal.subject, prompt=body.prompt, model=body.model
+        )
+        await self.resources.queue.enqueue(str(job.job_id))
+        log.info("job_submitted", job_id=str(job.job_id))
+        return job
+
+    async def get_job(self, principal: Principal, job_id: uuid.UUID) -> JobRecord:
+        job = await self.resources.jobs.get(str(job_id))
+        # Someone else's job is reported as missing, not forbidden: ids are not disclosed.
+        if job is None or job.owner != principal.subject:
+            raise AppError(404, "job_not_found", "no such job")
+        return job
+
+    async def cancel_job(self, principal: Principal, job_id: uuid.UUID) -> JobRecord:
+        job = await self.get_job(principal, job_id)
+        if job.status.terminal:
+            raise AppError(409, "job_finished", f"the job is already {job.status.value}")
+        key = str(job_id)
+        store, queue = self.resources.jobs, self.resources.queue
+        dropped = await store.update(
+            key,
+            when={JobStatus.QUEUED},
+            status=JobStatus.CANCELLED,
+            cancel_requested=True,
+            finished_at=utcnow(),
+        )
+        if dropped is not None:
+            await queue.cancel(key, wait_seconds=0)
+            AGENT_RUNS.labels(mode="job", outcome="cancelled").inc()
+            return dropped
+        await store.update(key, when={JobStatus.RUNNING}, cancel_requested=True)
+        await queue.cancel(key, wait_seconds=self.settings.cancel_wait_seconds)
+        return await self.get_job(principal, job_id)
+
+
+async def with_heartbeats(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:
+    """Items of `source`, with None whenever it stays silent for `interval` seconds.
+
+    The pending `anext` is kept across heartbeats rather than cancelled, so a slow
+    agent is never interrupted by the keep-alive timer."""
+    pending: asyncio.Future[T] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(source))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            finished, pending = pending, None
+            try:
+                item = finished.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait({pending})
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()

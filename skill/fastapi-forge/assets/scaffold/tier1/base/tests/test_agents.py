@@ -1,0 +1,212 @@
+"""Synchronous runs, SSE streams and the WebSocket, against the fake agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from .auth_support import Credentials
+from .conftest import SettingsFactory
+from .helpers import app_client, live_server, read_sse
+
+
+async def test_run_returns_output_usage_and_tool_calls(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/agents/run", json={"prompt": "hello brave world"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["output"] == "You said: hello brave world"
+    assert body["model"] == "fake-model"
+    assert body["usage"] == [
+        {
+            "model": "fake-model",
+            "input_tokens": 3,
+            "output_tokens": 5,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+            "cost_usd": None,
+        }
+    ]
+    assert body["tool_calls"][0]["name"] == "count_words"
+
+
+async def test_run_uses_the_requested_model(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/agents/run", json={"prompt": "hi", "model": "other-model"}, headers=headers
+    )
+    assert response.json()["usage"][0]["model"] == "other-model"
+
+
+async def test_run_rejects_unknown_fields(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/agents/run", json={"prompt": "hi", "temperature": 2}, headers=headers
+    )
+    assert response.status_code == 422
+
+
+async def test_run_times_out_with_504(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    settings = make_settings(fake_agent_delay_seconds=0.2, agent_timeout_seconds=0.3)
+    async with app_client(settings) as client:
+        response = await client.post("/agents/run", json={"prompt": "a b c d e"}, headers=headers)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "agent_timeout"
+
+
+async def test_agent_failure_is_502_without_internals(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    async with app_client(make_settings(fake_agent_fail=True)) as client:
+        response = await client.post("/agents/run", json={"prompt": "hi"}, headers=headers)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "agent_error"
+    assert "Traceback" not in error["message"]
+
+
+async def test_sse_streams_chunks_then_done(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    async with client.stream(
+        "GET", "/agents/run/stream", params={"prompt": "one two"}, headers=headers
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = await read_sse(response)
+    kinds = [event.event for event in events]
+    assert kinds[:2] == ["tool_call", "tool_result"]
+    assert kinds[-2:] == ["usage", "done"]
+    text = "".join(e.json()["text"] for e in events if e.event == "text")
+    assert text == "You said: one two"
+    ids = [int(e.id) for e in events if e.id is not None]
+    assert ids == sorted(set(ids))
+
+
+async def test_sse_sends_heartbeats_while_the_agent_is_silent(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    settings = make_settings(fake_agent_delay_seconds=0.3, sse_heartbeat_seconds=0.1)
+    async with (
+        app_client(settings) as client,
+        client.stream(
+            "GET", "/agents/run/stream", params={"prompt": "slow"}, headers=headers
+        ) as response,
+    ):
+        events = await read_sse(response)
+    assert any("heartbeat" in event.comments for event in events)
+    assert events[-1].event == "done"
+
+
+async def test_sse_reports_a_timeout_as_an_error_event(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    settings = make_settings(fake_agent_delay_seconds=0.2, agent_timeout_seconds=0.3)
+    async with (
+        app_client(settings) as client,
+        client.stream(
+            "GET", "/agents/run/stream", params={"prompt": "a b c d"}, headers=headers
+        ) as response,
+    ):
+        events = await read_sse(response)
+    assert events[-1].event == "error"
+    assert "in time" in events[-1].json()["text"]
+
+
+async def test_sse_client_disconnect_stops_the_stream(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    settings = make_settings(fake_agent_delay_seconds=0.05)
+    prompt = " ".join(["word"] * 200)
+    async with live_server(settings) as address, httpx.AsyncClient() as client:
+        async with client.stream(
+            "GET", f"http://{address}/agents/run/stream", params={"prompt": prompt}, headers=headers
+        ) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("event: text"):
+                    break
+        # The server notices, closes the agent stream and counts the run as disconnected.
+        for _ in range(50):
+            metrics = (await client.get(f"http://{address}/metrics")).text
+            if 'agent_runs_total{mode="stream",outcome="disconnected"}' in metrics:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the server did not record the disconnect")
+
+
+# --- WebSocket over a real server ------------------------------------------------------------
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        message: dict[str, Any] = json.loads(await ws.recv())
+        return message
+
+
+async def open_session(address: str, token: str | None) -> ClientConnection:
+    ws = await connect(f"ws://{address}/agents/ws")
+    if token is not None:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+    assert (await receive(ws)) == {"type": "ready"}
+    return ws
+
+
+async def test_websocket_run_ping_and_cancel(
+    make_settings: SettingsFactory, credentials: Credentials
+) -> None:
+    settings = make_settings(fake_agent_delay_seconds=0.05)
+    async with live_server(settings) as address:
+        ws = await open_session(address, credentials.token("alice"))
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await receive(ws)) == {"type": "pong"}
+
+        await ws.send(json.dumps({"type": "run", "prompt": "hi there"}))
+        received: list[dict[str, Any]] = []
+        while not received or received[-1]["type"] != "done":
+            received.append(await receive(ws))
+        text = "".join(m["text"] for m in received if m["type"] == "text")
+        assert text == "You said: hi there"
+        assert any(m["type"] == "usage" for m in received)
+
+        await ws.send(json.dumps({"type": "run", "prompt": " ".join(["long"] * 500)}))
+        assert (await receive(ws))["type"] == "tool_call"
+        await ws.send(json.dumps({"type": "cancel"}))
+        while (message := await receive(ws))["type"] != "cancelled":
+            assert message["type"] in {"tool_result", "text"}
+        await ws.close()
+
+
+async def test_websocket_sends_heartbeat_pings(
+    make_settings: SettingsFactory, credentials: Credentials
+) -> None:
+    settings = make_settings(ws_ping_interval_seconds=0.1)
+    async with live_server(settings) as address:
+        ws = await open_session(address, credentials.token("alice"))
+        assert (await receive(ws)) == {"type": "ping"}
+        await ws.close()
+
+
+async def test_websocket_closes_1003_on_an_invalid_message(
+    make_settings: SettingsFactory, credentials: Credentials
+) -> None:
+    async with live_server(make_settings()) as address:
+        ws = await open_session(address, credentials.token("alice"))
+        await ws.send("{not json")
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(ws)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1003

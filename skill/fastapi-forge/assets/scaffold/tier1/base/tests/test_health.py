@@ -1,0 +1,118 @@
+"""Liveness, readiness, metrics, request ids and the error shape."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from .conftest import SettingsFactory
+from .helpers import app_client, free_port, uvicorn_process
+
+
+async def test_liveness(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.uses_database
+async def test_ready_when_dependencies_answer(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/ready")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["checks"]["redis"] == "ok"
+    assert set(body["checks"].values()) == {"ok"}
+
+
+async def test_not_ready_when_redis_is_down(make_settings: SettingsFactory) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    settings = make_settings(redis_url=closed, readiness_timeout_seconds=0.5)
+    async with app_client(settings) as client:
+        response = await client.get("/health/ready")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "not_ready"
+        assert body["checks"]["redis"] == "failed"
+        # Liveness does not depend on Redis.
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_request_id_is_generated_and_propagated(client: httpx.AsyncClient) -> None:
+    generated = (await client.get("/health")).headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    unsafe = await client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_errors_are_structured_with_the_request_id(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.get("/nope", headers={**headers, "X-Request-ID": "req-42"})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not Found", "request_id": "req-42"}
+    }
+    invalid = await client.post("/agents/run", json={"prompt": ""}, headers=headers)
+    assert invalid.status_code == 422
+    error = invalid.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"][0]["loc"] == ["body", "prompt"]
+
+
+async def test_metrics_count_requests_by_route(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    for _ in range(3):
+        await client.post("/agents/run", json={"prompt": "count me"}, headers=headers)
+    text = (await client.get("/metrics")).text
+    assert re.search(
+        r'http_requests_total\{method="POST",route="/agents/run",status="200"\} ([0-9.]+)', text
+    )
+    tokens = re.search(r'agent_tokens_total\{kind="output",model="fake-model"\} ([0-9.]+)', text)
+    assert tokens is not None
+    assert float(tokens.group(1)) >= 3 * 4
+
+
+async def test_cors_from_settings(make_settings: SettingsFactory) -> None:
+    settings = make_settings(cors_origins=["https://app.example.com"])
+    async with app_client(settings) as client:
+        preflight = await client.options(
+            "/agents/run",
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
+        other = await client.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_metrics_are_aggregated_across_uvicorn_workers(
+    make_settings: SettingsFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    metrics_dir = tmp_path_factory.mktemp("prometheus")
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    # Readiness is the counted route: it is not polled by uvicorn_process.
+    settings = make_settings(readiness_timeout_seconds=0.2)
+    async with uvicorn_process(settings, workers=2, extra_env=env) as base:
+        # A fresh connection per request, so the kernel spreads them over both workers.
+        for _ in range(20):
+            async with httpx.AsyncClient(base_url=base) as fresh:
+                await fresh.get("/health/ready")
+        # Whichever worker answers a scrape reports the total of all workers.
+        for _ in range(4):
+            async with httpx.AsyncClient(base_url=base) as fresh:
+                text = (await fresh.get("/metrics")).text
+            counts = re.findall(
+                r'http_requests_total\{method="GET",route="/health/ready",status="\d+"\} ([0-9.]+)',
+                text,
+            )
+            assert sum(float(count) for count in counts) == 20, text

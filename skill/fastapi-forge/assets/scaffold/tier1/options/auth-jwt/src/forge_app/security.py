@@ -1,0 +1,99 @@
+"""JWT bearer authentication (PyJWT, HMAC with a shared secret).
+
+Verification pins the algorithm (a token's own `alg` header is never trusted, so
+`alg: none` and algorithm confusion are rejected) and requires `exp`, `iat`, `sub`,
+the audience and the issuer. For tokens issued by an identity provider, generate the
+project with `--auth oauth2` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import jwt
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.datastructures import Headers
+
+from .principal import AuthenticationError, Principal
+
+MIN_SECRET_BYTES = 32
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    jwt_secret: SecretStr
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_audience: str = "forge-app"
+    jwt_issuer: str = "forge-app"
+    jwt_leeway_seconds: int = Field(default=30, ge=0)
+    jwt_access_token_minutes: int = Field(default=30, ge=1)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+
+def bearer_token(headers: Headers) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class JwtAuthenticator:
+    required = True
+    scheme = "Bearer"
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+
+    def credentials(self, headers: Headers) -> str | None:
+        return bearer_token(headers)
+
+    async def authenticate(self, credentials: str) -> Principal:
+        s = self.settings
+        try:
+            claims = jwt.decode(
+                credentials,
+                s.jwt_secret.get_secret_value(),
+                algorithms=[s.jwt_algorithm],
+                audience=s.jwt_audience,
+                issuer=s.jwt_issuer,
+                leeway=s.jwt_leeway_seconds,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationError("token_expired") from None
+        except jwt.PyJWTError:
+            raise AuthenticationError("invalid_token") from None
+        scopes = claims.get("scope", "")
+        return Principal(
+            subject=str(claims["sub"]),
+            scopes=frozenset(scopes.split()) if isinstance(scopes, str) else frozenset(),
+        )
+
+
+def create_access_token(
+    settings: AuthSettings, subject: str, *, scopes: list[str] | None = None
+) -> str:
+    """Issue a token this service accepts (for a login route, scripts and tests)."""
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {
+        "sub": subject,
+        "iat": now,
+        "exp": now + timedelta(minutes=settings.jwt_access_token_minutes),
+        "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
+    }
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    secret = settings.jwt_secret.get_secret_value()
+    return jwt.encode(claims, secret, algorithm=settings.jwt_algorithm)
+
+
+def build_authenticator(settings: AuthSettings) -> JwtAuthenticator:
+    return JwtAuthenticator(settings)

@@ -1,0 +1,33 @@
+"""Credentials for tests: JWTs signed with a test secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from forge_app.security import AuthSettings, create_access_token
+
+TEST_SECRET = "test-secret-long-enough-for-every-hmac-algorithm-0123456789abcdef0123"
+
+
+@pytest.fixture(scope="session")
+def auth_settings() -> dict[str, Any]:
+    return {"jwt_secret": TEST_SECRET, "jwt_audience": "forge-app", "jwt_issuer": "forge-app"}
+
+
+@dataclass
+class Credentials:
+    settings: AuthSettings
+
+    def token(self, subject: str) -> str:
+        return create_access_token(self.settings, subject)
+
+    def headers(self, subject: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(subject)}"}
+
+
+@pytest.fixture(scope="session")
+def credentials(auth_settings: dict[str, Any]) -> Credentials:
+    return Credentials(AuthSettings(**auth_settings))

@@ -1,0 +1,145 @@
+"""JWT verification: every way a token can be wrong gets a 401, never a 500."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from forge_app.config import Settings
+
+from .auth_support import TEST_SECRET, Credentials
+from .helpers import live_server
+
+RUN = {"prompt": "hello"}
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "sub": "alice",
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+        "aud": "forge-app",
+        "iss": "forge-app",
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+async def test_valid_token_is_accepted(client: httpx.AsyncClient, credentials: Credentials) -> None:
+    response = await client.post("/agents/run", json=RUN, headers=credentials.headers("alice"))
+    assert response.status_code == 200
+
+
+async def test_missing_token_is_401_with_challenge(client: httpx.AsyncClient) -> None:
+    response = await client.post("/agents/run", json=RUN)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "missing_credentials"
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        pytest.param(
+            jwt.encode(claims(), "another-secret-that-is-long-enough-0123456789", "HS256"),
+            "invalid_token",
+            id="wrong-signature",
+        ),
+        pytest.param(
+            jwt.encode(claims(exp=datetime.now(UTC) - timedelta(minutes=5)), TEST_SECRET, "HS256"),
+            "token_expired",
+            id="expired",
+        ),
+        pytest.param(
+            jwt.encode(claims(aud="someone-else"), TEST_SECRET, "HS256"),
+            "invalid_token",
+            id="wrong-audience",
+        ),
+        pytest.param(
+            jwt.encode(claims(iss="https://evil.example"), TEST_SECRET, "HS256"),
+            "invalid_token",
+            id="wrong-issuer",
+        ),
+        pytest.param(
+            jwt.encode(claims(exp=None), TEST_SECRET, "HS256"), "invalid_token", id="no-expiry"
+        ),
+        pytest.param(
+            jwt.encode(claims(), TEST_SECRET, "HS512"), "invalid_token", id="other-algorithm"
+        ),
+        pytest.param(
+            b64({"alg": "none", "typ": "JWT"}) + "." + b64({"sub": "alice"}) + ".",
+            "invalid_token",
+            id="alg-none",
+        ),
+        pytest.param("not-a-jwt", "invalid_token", id="garbage"),
+    ],
+)
+async def test_bad_tokens_are_rejected(client: httpx.AsyncClient, token: str, code: str) -> None:
+    response = await client.post("/agents/run", json=RUN, headers=bearer(token))
+    assert response.status_code == 401
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert "Traceback" not in response.text
+
+
+async def test_other_scheme_is_treated_as_missing(client: httpx.AsyncClient) -> None:
+    response = await client.post("/agents/run", json=RUN, headers={"Authorization": "Basic eDp5"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "missing_credentials"
+
+
+async def test_public_routes_need_no_token(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).status_code == 200
+    assert (await client.get("/metrics")).status_code == 200
+
+
+@pytest.mark.uses_database
+async def test_jobs_are_private_to_their_owner(
+    client: httpx.AsyncClient, credentials: Credentials
+) -> None:
+    submitted = await client.post(
+        "/agents/run/async", json=RUN, headers=credentials.headers("alice")
+    )
+    job_id = submitted.json()["job_id"]
+    other = credentials.headers("mallory")
+    assert (await client.get(f"/agents/jobs/{job_id}", headers=other)).status_code == 404
+    assert (await client.delete(f"/agents/jobs/{job_id}", headers=other)).status_code == 404
+    mine = await client.get(f"/agents/jobs/{job_id}", headers=credentials.headers("alice"))
+    assert mine.status_code == 200
+
+
+async def test_websocket_rejects_a_bad_token(settings: Settings) -> None:
+    async with live_server(settings) as address:
+        ws = await connect(f"ws://{address}/agents/ws")
+        await ws.send(json.dumps({"type": "auth", "token": "not-a-jwt"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+
+
+async def test_websocket_requires_auth_first(settings: Settings) -> None:
+    async with live_server(settings) as address:
+        ws = await connect(f"ws://{address}/agents/ws")
+        await ws.send(json.dumps({"type": "run", "prompt": "sneaky"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008

@@ -1,0 +1,24 @@
+"""A real ARQ worker in this event loop, against the test Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from forge_app.config import Settings
+from forge_app.worker import build_worker
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    worker = build_worker(settings, burst=False, handle_signals=False, poll_delay=0.05)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield
+    finally:
+        await worker.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
