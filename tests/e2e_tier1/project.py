@@ -1,0 +1,224 @@
+"""Generated Tier 1 projects for the end-to-end tests: the option combinations, the scaffold
+CLI, one virtualenv per project, and commands run inside it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forge_testing import PIP_CACHE_DIR, REPO_ROOT
+
+SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
+FLAGS = ("db", "auth", "agent", "deploy", "queue")
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One set of scaffold options. Together, COMBOS use every value of every option."""
+
+    name: str
+    db: str
+    auth: str
+    agent: str
+    deploy: str
+    queue: str
+
+    @property
+    def package(self) -> str:
+        return self.name.replace("-", "_")
+
+    def flags(self) -> list[str]:
+        args = ["--tier", "1", "--name", self.name]
+        for flag in FLAGS:
+            args += [f"--{flag}", getattr(self, flag)]
+        return args
+
+    def __str__(self) -> str:
+        return self.name
+
+
+COMBOS: tuple[Combo, ...] = (
+    # The spec's defaults; also the project that runs live with 2 workers and its ARQ worker.
+    Combo(
+        "forge-default",
+        db="postgres",
+        auth="jwt",
+        agent="anthropic",
+        deploy="compose",
+        queue="arq",
+    ),
+    Combo(
+        "forge-mongo",
+        db="mongodb",
+        auth="oauth2",
+        agent="openai",
+        deploy="k8s",
+        queue="celery",
+    ),
+    Combo(
+        "forge-redis",
+        db="redis",
+        auth="apikey",
+        agent="langgraph",
+        deploy="cloudrun",
+        queue="none",
+    ),
+    Combo(
+        "forge-nodb",
+        db="none",
+        auth="none",
+        agent="crewai",
+        deploy="serverless",
+        queue="arq",
+    ),
+    Combo(
+        "forge-custom",
+        db="postgres",
+        auth="apikey",
+        agent="custom",
+        deploy="k8s",
+        queue="celery",
+    ),
+    Combo(
+        "forge-noagent",
+        db="redis",
+        auth="oauth2",
+        agent="none",
+        deploy="serverless",
+        queue="none",
+    ),
+)
+DEFAULT = COMBOS[0]
+
+
+def by_deploy(deploy: str) -> Combo:
+    return next(combo for combo in COMBOS if combo.deploy == deploy)
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Runs a command to completion; a failure raises with the command's whole output."""
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [str(arg) for arg in argv],
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        output = (
+            error.output.decode(errors="replace")
+            if isinstance(error.output, bytes)
+            else ""
+        )
+        raise CommandFailed(
+            f"timed out after {timeout:.0f}s in {cwd}: {argv}\n{output}"
+        ) from None
+    if check and result.returncode != 0:
+        raise CommandFailed(
+            f"exit {result.returncode} after {time.monotonic() - started:.1f}s in {cwd}:\n"
+            f"$ {' '.join(str(arg) for arg in argv)}\n{result.stdout}"
+        )
+    return result
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without anything that would steer a child
+    interpreter towards the repository's own virtualenv or test configuration."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS"}
+        and not key.startswith("PYTEST_")
+    }
+    env["PIP_CACHE_DIR"] = str(PIP_CACHE_DIR)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env.update(extra)
+    return env
+
+
+def scaffold(combo: Combo, parent: Path) -> Path:
+    out = parent / combo.name
+    run(
+        [sys.executable, SCAFFOLD, *combo.flags(), "--out", out],
+        cwd=parent,
+        env=clean_env(),
+    )
+    return out
+
+
+@dataclass
+class Project:
+    combo: Combo
+    root: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def venv(self) -> Path:
+        return self.root / ".venv"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def bin(self, name: str) -> Path:
+        return self.venv / "bin" / name
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = clean_env(**extra)
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(self.venv)
+        return env
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        timeout: float = 900,
+        check: bool = True,
+        **env: str,
+    ) -> subprocess.CompletedProcess[str]:
+        return run(
+            argv, cwd=self.root, env=self.env(**env), timeout=timeout, check=check
+        )
+
+    def install(self) -> None:
+        """A virtualenv of its own with the project and its dev extras (editable)."""
+        started = time.monotonic()
+        run([sys.executable, "-m", "venv", self.venv], cwd=self.root, env=clean_env())
+        self.run(
+            [
+                self.python,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--progress-bar",
+                "off",
+                "--editable",
+                ".[dev]",
+            ],
+            timeout=1500,
+        )
+        self.timings["install"] = time.monotonic() - started

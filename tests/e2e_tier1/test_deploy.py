@@ -1,0 +1,392 @@
+"""Deployment outputs that cannot run on these machines (no Docker engine, Kubernetes, Cloud
+Run or Lambda): validated against their schemas, checked for consistency with each other
+and with the app, and, for Lambda, the handler invoked with a real API Gateway event."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from forge_testing import redis_database
+
+from .conftest import BuiltProjects
+from .project import COMBOS, Combo
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+HEALTH, READY = "/health", "/health/ready"
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def combos_with(deploy: str) -> list[Combo]:
+    return [combo for combo in COMBOS if combo.deploy == deploy]
+
+
+# --- Dockerfile (base: every deploy option builds the same image) ------------------------
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=str)
+def test_dockerfile(scaffolded: dict[str, Path], combo: Combo) -> None:
+    text = (scaffolded[combo.name] / "Dockerfile").read_text()
+    stages = re.findall(
+        r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.MULTILINE | re.IGNORECASE
+    )
+    assert len(stages) >= 2, "multi-stage build expected"
+    assert re.search(r"^ARG PYTHON_VERSION=3\.(1[2-9])$", text, re.MULTILINE), (
+        "image Python 3.12+"
+    )
+    assert re.search(
+        r"^COPY --from=ghcr\.io/astral-sh/uv:[0-9.]+ /uv /uvx /bin/$",
+        text,
+        re.MULTILINE,
+    )
+    user = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    assert user and not user[-1].startswith(("root", "0")), (
+        "the runtime stage must not run as root"
+    )
+    assert "HEALTHCHECK" in text and HEALTH in text
+    assert f"{combo.package}.main:create_app" in text
+    dockerignore = (scaffolded[combo.name] / ".dockerignore").read_text().splitlines()
+    assert ".env" in dockerignore and ".venv" in dockerignore
+
+
+# --- docker compose ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", combos_with("compose"), ids=str)
+def test_compose_file_matches_the_compose_spec(
+    scaffolded: dict[str, Path], combo: Combo
+) -> None:
+    root = scaffolded[combo.name]
+    compose_file = root / "docker-compose.yml"
+    # check-jsonschema vendors the compose-spec schema: no network needed.
+    result = subprocess.run(
+        [
+            BIN / "check-jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            compose_file,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    compose = yaml.safe_load(compose_file.read_text())
+    services = compose["services"]
+    assert {"api", "worker", "migrate", "postgres", "redis"} <= set(services)
+    for name in ("api", "postgres", "redis"):
+        assert "healthcheck" in services[name], f"{name} has no healthcheck"
+    for name in ("api", "worker"):
+        depends = services[name]["depends_on"]
+        assert depends["postgres"]["condition"] == "service_healthy"
+        assert depends["redis"]["condition"] == "service_healthy"
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert services["worker"]["command"][-1].endswith(
+        f"python -m {combo.package}.worker"
+    )
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    # Secrets come from .env: every ${VAR} is documented in .env.example, no literal password.
+    env_example = (root / ".env.example").read_text()
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", env_example, re.MULTILINE))
+    referenced = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", compose_file.read_text()))
+    assert referenced <= documented, f"undocumented: {referenced - documented}"
+    assert not re.search(
+        r"PASSWORD[\"']?\s*[:=]\s*[\"']?\w", compose_file.read_text().replace("${", "")
+    )
+
+
+# --- Kubernetes --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", combos_with("k8s"), ids=str)
+def test_kubernetes_manifests(scaffolded: dict[str, Path], combo: Combo) -> None:
+    k8s = scaffolded[combo.name] / "k8s"
+    manifests = sorted(p for p in k8s.glob("*.yaml") if p.name != "kustomization.yaml")
+    # kubernetes-validate ships the API schemas: strict validation, offline.
+    result = subprocess.run(
+        [BIN / "kubernetes-validate", "--strict", *manifests],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(manifests), result.stdout
+
+    docs = {
+        (doc["kind"], doc["metadata"]["name"]): doc
+        for path in manifests
+        for doc in load_all(path)
+    }
+    kustomization = yaml.safe_load((k8s / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (k8s / resource).is_file(), f"kustomization lists missing {resource}"
+
+    name = combo.name
+    api = docs[("Deployment", name)]
+    worker = docs[("Deployment", f"{name}-worker")]
+    for deployment in (api, worker):
+        pod = deployment["spec"]["template"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod["metadata"]["labels"].items(), (
+            "selector must match the pod"
+        )
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        for container in pod["spec"]["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert (
+                container["resources"]["requests"] and container["resources"]["limits"]
+            )
+            refs = {
+                ref.get("configMapRef", ref.get("secretRef", {})).get("name")
+                for ref in container["envFrom"]
+            }
+            assert refs == {f"{name}-config", f"{name}-secrets"}
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == HEALTH
+    assert container["readinessProbe"]["httpGet"]["path"] == READY
+    assert worker["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "python",
+        "-m",
+        f"{combo.package}.worker",
+    ]
+
+    pod_labels = api["spec"]["template"]["metadata"]["labels"]
+    service = docs[("Service", name)]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    hpa = docs[("HorizontalPodAutoscaler", name)]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": name,
+    }
+    pdb = docs[("PodDisruptionBudget", name)]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert (
+        pdb["spec"]["minAvailable"]
+        < api["spec"]["replicas"]
+        <= hpa["spec"]["minReplicas"] + 1
+    )
+    assert ("ConfigMap", f"{name}-config") in docs and (
+        "Secret",
+        f"{name}-secrets",
+    ) in docs
+    job = docs[("Job", f"{name}-migrate")]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "alembic",
+        "upgrade",
+        "head",
+    ]
+
+
+# --- Cloud Run ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", combos_with("cloudrun"), ids=str)
+def test_cloud_run_service(scaffolded: dict[str, Path], combo: Combo) -> None:
+    root = scaffolded[combo.name] / "cloudrun"
+    text = (root / "service.yaml").read_text()
+    # The only blanks left for the user: the GCP project and region (envsubst).
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == {"PROJECT_ID", "REGION"}
+    service = yaml.safe_load(text)
+    assert (
+        service["apiVersion"] == "serving.knative.dev/v1"
+        and service["kind"] == "Service"
+    )
+    assert service["metadata"]["name"] == combo.name
+    template = service["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert int(annotations["autoscaling.knative.dev/maxScale"]) >= int(
+        annotations["autoscaling.knative.dev/minScale"]
+    )
+    spec = template["spec"]
+    assert 0 < spec["timeoutSeconds"] <= 3600 and spec["containerConcurrency"] > 0
+    (container,) = spec["containers"]
+    dockerfile = (scaffolded[combo.name] / "Dockerfile").read_text()
+    assert f"PORT={container['ports'][0]['containerPort']}" in dockerfile, (
+        "port must match the image"
+    )
+    assert container["ports"][0]["name"] in ("http1", "h2c")
+    assert container["startupProbe"]["httpGet"]["path"] == HEALTH
+    assert container["livenessProbe"]["httpGet"]["path"] == HEALTH
+    secrets = [e for e in container["env"] if "valueFrom" in e]
+    assert {e["name"] for e in secrets} >= {"DATABASE_URL", "REDIS_URL"}
+    for entry in secrets:
+        assert set(entry["valueFrom"]["secretKeyRef"]) == {"name", "key"}
+    assert all("value" in e or "valueFrom" in e for e in container["env"])
+    assert service["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
+
+    job = yaml.safe_load((root / "migrate-job.yaml").read_text())
+    assert job["apiVersion"] == "run.googleapis.com/v1" and job["kind"] == "Job"
+    task = job["spec"]["template"]["spec"]["template"]["spec"]
+    assert task["containers"][0]["command"] == ["alembic", "upgrade", "head"]
+
+
+# --- AWS Lambda --------------------------------------------------------------------------
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """SafeLoader that keeps CloudFormation's short-form intrinsics (!Sub, !Ref, ...)."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node)
+    else:
+        value = loader.construct_mapping(node)
+    return {f"Fn::{suffix}" if suffix != "Ref" else "Ref": value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.mark.parametrize("combo", combos_with("serverless"), ids=str)
+def test_sam_template(scaffolded: dict[str, Path], combo: Combo) -> None:
+    root = scaffolded[combo.name]
+    template = yaml.load(
+        (root / "template.yaml").read_text(), Loader=CloudFormationLoader
+    )
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    function = template["Resources"]["ApiFunction"]
+    assert function["Type"] == "AWS::Serverless::Function"
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert re.fullmatch(r"python3\.(1[2-9])", runtime), runtime
+    handler = function["Properties"]["Handler"]
+    module, _, attribute = handler.rpartition(".")
+    assert module == f"{combo.package}.lambda_handler" and attribute == "handler"
+    assert (root / "src" / combo.package / "lambda_handler.py").is_file()
+    events = function["Properties"]["Events"]
+    assert {event["Type"] for event in events.values()} == {"HttpApi"}
+    assert "mangum" in (root / "pyproject.toml").read_text()
+    makefile = (root / "Makefile").read_text()
+    assert "build-ApiFunction:" in makefile and f"--no-binary {combo.name}" in makefile
+
+
+def api_gateway_v2_event(
+    method: str,
+    path: str,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An HTTP API (payload format 2.0) event as API Gateway sends it."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {
+            "host": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "user-agent": "e2e",
+            "x-forwarded-for": "198.51.100.7",
+            "x-forwarded-proto": "https",
+            "x-forwarded-port": "443",
+            **(headers or {}),
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "198.51.100.7",
+                "userAgent": "e2e",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "10/Mar/2026:00:03:44 +0000",
+            "timeEpoch": 1773101024000,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+INVOKE = """
+import json, sys
+from {package}.lambda_handler import handler
+
+class Context:
+    function_name = "api"; aws_request_id = "e2e-request"; memory_limit_in_mb = 512
+    def get_remaining_time_in_millis(self): return 30000
+
+for event in json.loads(sys.stdin.read()):
+    print(json.dumps(handler(event, Context())))
+"""
+
+
+@pytest.mark.parametrize("combo", combos_with("serverless"), ids=str)
+def test_lambda_handler_serves_api_gateway_events(
+    built_projects: BuiltProjects, combo: Combo, redis_base_url: str
+) -> None:
+    project = built_projects.get(combo)
+    events = [
+        api_gateway_v2_event("GET", HEALTH),
+        api_gateway_v2_event("GET", "/no-such-route"),
+    ]
+    if combo.agent != "none":
+        events.append(
+            api_gateway_v2_event(
+                "POST",
+                "/agents/run",
+                json.dumps({"prompt": "hello lambda"}),
+                {"content-type": "application/json", **auth_header(combo)},
+            )
+        )
+    with redis_database(redis_base_url) as redis_url:
+        result = subprocess.run(
+            [project.python, "-c", INVOKE.format(package=combo.package)],
+            input=json.dumps(events),
+            capture_output=True,
+            text=True,
+            cwd=project.root,
+            env=project.env(
+                REDIS_URL=redis_url,
+                AGENT_RUNNER="fake",
+                LOG_JSON="true",
+                API_KEYS='["e2e-key-0123456789abcdef"]',
+                JWT_SECRET="s" * 40,
+            ),
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    responses = [
+        json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")
+    ]
+    assert len(responses) == len(events), result.stdout + result.stderr
+    health, missing, *run = responses
+    assert health["statusCode"] == 200, health
+    assert json.loads(health["body"]).get("status") in ("ok", "alive", "healthy"), (
+        health
+    )
+    assert missing["statusCode"] == 404
+    if run:
+        assert run[0]["statusCode"] == 200, run[0]
+        assert json.loads(run[0]["body"])["output"] == "You said: hello lambda"
+
+
+def auth_header(combo: Combo) -> dict[str, str]:
+    if combo.auth == "none":
+        return {}
+    if combo.auth == "apikey":
+        return {"x-api-key": "e2e-key-0123456789abcdef"}
+    pytest.fail(f"no credentials for --auth {combo.auth} in the Lambda test; add them")

@@ -1,0 +1,418 @@
+"""The default project as it runs in production: `uvicorn --workers 2` and the ARQ worker as
+real processes on PostgreSQL and a Redis of this module's own, driven from outside over
+real HTTP, SSE and WebSocket.
+
+Each test talks from its own loopback address (127.0.0.x): the rate limit is keyed by
+client address, so tests do not eat into each other's budget. The readiness test stops
+Redis and therefore runs last.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from forge_testing import (
+    ManagedProcess,
+    Server,
+    spawn,
+    start_redis_server,
+    start_uvicorn,
+    throwaway_database,
+    wait_until,
+)
+from httpx_sse import connect_sse
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+from .conftest import BuiltProjects
+from .project import DEFAULT, Project
+
+pytestmark = pytest.mark.e2e
+
+JWT_SECRET = "e2e-secret-" + "x" * 40
+RATE_LIMIT = 40
+FAKE_DELAY = 0.05
+LONG_PROMPT = " ".join(f"word{i}" for i in range(400))  # ~20 s of fake agent output
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(
+    subject: str, *, secret: str = JWT_SECRET, alg: str = "HS256", **claims: Any
+) -> str:
+    """Minted here with the standard library: the app's own helper is not trusted to test it."""
+    now = int(time.time())
+    payload = {"sub": subject, "iat": now, "exp": now + 600, "aud": "forge-default"}
+    payload |= {"iss": "forge-default", **claims}
+    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64url(json.dumps(payload).encode())
+    if alg == "none":
+        return f"{header}.{body}."
+    signature = hmac.new(
+        secret.encode(), f"{header}.{body}".encode(), hashlib.sha256
+    ).digest()
+    return f"{header}.{body}.{b64url(signature)}"
+
+
+@dataclass
+class Live:
+    project: Project
+    api: Server
+    worker: ManagedProcess
+    redis: Server
+    metrics_dir: Path
+
+    def client(self, source: str, **kwargs: Any) -> httpx.Client:
+        """A client from loopback address `source`; no keep-alive, so every request opens a
+        new connection and the kernel may hand it to either uvicorn worker."""
+        transport = httpx.HTTPTransport(
+            local_address=source, limits=httpx.Limits(max_keepalive_connections=0)
+        )
+        return httpx.Client(
+            base_url=self.api.url, transport=transport, timeout=30, **kwargs
+        )
+
+    def auth(self, subject: str = "alice") -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_jwt(subject)}"}
+
+    def worker_pids(self) -> set[int]:
+        """The uvicorn worker processes: children of the master process."""
+        pids = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.api.process.pid:
+                pids.add(int(stat.parent.name))
+        return pids
+
+
+@pytest.fixture(scope="module")
+def live(
+    built_projects: BuiltProjects,
+    pg_admin_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Live]:
+    project = built_projects.get(DEFAULT)
+    base = tmp_path_factory.mktemp("live")
+    logs = base / "logs"
+    metrics_dir = base / "metrics"
+    metrics_dir.mkdir()
+    redis = start_redis_server(logs, name="redis-live")
+    processes: list[ManagedProcess] = []
+    try:
+        with throwaway_database(pg_admin_url, prefix="forge_live") as database_url:
+            env = project.env(
+                DATABASE_URL=database_url,
+                REDIS_URL=f"redis://127.0.0.1:{redis.port}/0",
+                JWT_SECRET=JWT_SECRET,
+                JWT_AUDIENCE="forge-default",
+                JWT_ISSUER="forge-default",
+                AGENT_RUNNER="fake",
+                FAKE_AGENT_DELAY_SECONDS=str(FAKE_DELAY),
+                RATE_LIMIT_REQUESTS=str(RATE_LIMIT),
+                RATE_LIMIT_WINDOW_SECONDS="60",
+                READINESS_TIMEOUT_SECONDS="1",
+                SSE_HEARTBEAT_SECONDS="1",
+                PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+                ENVIRONMENT="prod",
+                LOG_JSON="true",
+            )
+            project.run(
+                [project.bin("alembic"), "upgrade", "head"], DATABASE_URL=database_url
+            )
+            worker = spawn(
+                "arq-worker",
+                [str(project.python), "-m", "forge_default.worker"],
+                log_dir=logs,
+                cwd=project.root,
+                env=env,
+            )
+            processes.append(worker)
+            api = start_uvicorn(
+                "forge_default.main:create_app",
+                factory=True,
+                workers=2,
+                python=project.python,
+                cwd=project.root,
+                env=env,
+                log_dir=logs,
+                name="uvicorn-live",
+            )
+            processes.append(api.process)
+            wait_until(
+                worker,
+                lambda: "Starting worker" in worker.log_text(),
+                "ARQ start-up",
+                60,
+            )
+            yield Live(
+                project=project,
+                api=api,
+                worker=worker,
+                redis=redis,
+                metrics_dir=metrics_dir,
+            )
+            for process in processes:
+                process.stop()
+    finally:
+        for process in processes:
+            process.stop()
+        redis.stop()
+
+
+def wait_for_job(
+    client: httpx.Client,
+    job_id: str,
+    headers: dict[str, str],
+    until: set[str],
+    timeout: float = 60,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/agents/jobs/{job_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in until:
+            return job
+        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
+        time.sleep(0.3)
+
+
+def test_health_needs_no_auth_and_agents_need_a_valid_token(live: Live) -> None:
+    with live.client("127.0.0.10") as client:
+        assert client.get("/health").status_code == 200
+        body = {"prompt": "hello world"}
+        assert client.post("/agents/run", json=body).status_code == 401
+        forged = make_jwt("alice", secret="not-the-secret-" + "y" * 40)
+        assert (
+            client.post(
+                "/agents/run", json=body, headers={"Authorization": f"Bearer {forged}"}
+            ).status_code
+            == 401
+        )
+        unsigned = make_jwt("alice", alg="none")
+        assert (
+            client.post(
+                "/agents/run",
+                json=body,
+                headers={"Authorization": f"Bearer {unsigned}"},
+            ).status_code
+            == 401
+        )
+        expired = make_jwt("alice", exp=int(time.time()) - 3600)
+        assert (
+            client.post(
+                "/agents/run", json=body, headers={"Authorization": f"Bearer {expired}"}
+            ).status_code
+            == 401
+        )
+
+        response = client.post("/agents/run", json=body, headers=live.auth())
+        assert response.status_code == 200, response.text
+        run = response.json()
+        assert run["output"] == "You said: hello world"
+        assert run["usage"] and run["usage"][0]["output_tokens"] > 0
+        assert response.headers.get("x-request-id")
+
+
+def test_async_job_runs_on_the_arq_worker(live: Live) -> None:
+    headers = live.auth("bob")
+    with live.client("127.0.0.11") as client:
+        response = client.post(
+            "/agents/run/async", json={"prompt": "queued job please"}, headers=headers
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        assert response.headers["location"] == f"/agents/jobs/{job_id}"
+        job = wait_for_job(
+            client, job_id, headers, {"completed", "failed", "cancelled"}
+        )
+        assert job["status"] == "completed", job
+        assert job["result"] == "You said: queued job please"
+        assert job["progress"] == 1.0
+        assert job["usage"] and job["started_at"] and job["finished_at"]
+        # Another user cannot see it.
+        assert (
+            client.get(
+                f"/agents/jobs/{job_id}", headers=live.auth("mallory")
+            ).status_code
+            == 404
+        )
+    assert job_id in live.worker.log_text(), (
+        "the ARQ worker's log never mentions the job"
+    )
+
+
+def test_running_job_is_cancelled(live: Live) -> None:
+    headers = live.auth("carol")
+    with live.client("127.0.0.12") as client:
+        response = client.post(
+            "/agents/run/async", json={"prompt": LONG_PROMPT}, headers=headers
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        wait_for_job(client, job_id, headers, {"running"}, timeout=30)
+        started = time.monotonic()
+        cancel = client.delete(f"/agents/jobs/{job_id}", headers=headers)
+        assert cancel.status_code in (200, 202), cancel.text
+        job = wait_for_job(
+            client, job_id, headers, {"cancelled", "completed", "failed"}, timeout=15
+        )
+        assert job["status"] == "cancelled", job
+        # The fake agent would need ~20 s to finish: it was really stopped.
+        assert time.monotonic() - started < 10
+        assert job["result"] is None
+        assert (
+            client.delete(f"/agents/jobs/{job_id}", headers=headers).status_code == 409
+        )
+
+
+def test_sse_stream(live: Live) -> None:
+    with (
+        live.client("127.0.0.13", headers=live.auth()) as client,
+        connect_sse(
+            client, "GET", "/agents/run/stream", params={"prompt": "stream me now"}
+        ) as source,
+    ):
+        assert source.response.status_code == 200
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        events = [(event.event, event.data, event.id) for event in source.iter_sse()]
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[0] == "tool_call" and kinds[-1] == "done", kinds
+    assert {"tool_result", "text", "usage"} <= set(kinds)
+    text = "".join(
+        json.loads(data)["text"] for kind, data, _ in events if kind == "text"
+    )
+    assert text == "You said: stream me now"
+    ids = [int(event_id) for _, _, event_id in events if event_id]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_websocket_stream_and_auth(live: Live) -> None:
+    url = f"{live.api.ws_url}/agents/ws"
+    with ws_connect(url, source_address=("127.0.0.14", 0), open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "auth", "token": make_jwt("dave")}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "ready"}
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "pong"
+        ws.send(json.dumps({"type": "run", "prompt": "over the socket"}))
+        messages = []
+        while True:
+            message = json.loads(ws.recv(timeout=30))
+            if message["type"] == "ping":
+                continue
+            messages.append(message)
+            if message["type"] in ("done", "error"):
+                break
+    assert messages[-1]["type"] == "done", messages
+    assert (
+        "".join(m["text"] for m in messages if m["type"] == "text")
+        == "You said: over the socket"
+    )
+
+    with ws_connect(url, source_address=("127.0.0.14", 0), open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "auth", "token": make_jwt("dave", alg="none")}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_rate_limit_is_shared_by_both_workers(live: Live) -> None:
+    extra = 10
+    statuses: list[int] = []
+    retry_after: list[str] = []
+    with live.client("127.0.0.2", headers=live.auth("erin")) as client:
+        for _ in range(RATE_LIMIT + extra):
+            response = client.get(f"/agents/jobs/{uuid.uuid4()}")
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                retry_after.append(response.headers.get("retry-after", ""))
+    # Per-process counting would let ~2x the limit through with two workers.
+    assert statuses.count(429) == extra, statuses
+    assert all(status == 404 for status in statuses[:RATE_LIMIT]), statuses
+    assert all(value.isdigit() and 0 < int(value) <= 60 for value in retry_after), (
+        retry_after
+    )
+
+
+def metric_total(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                total += sample.value
+    return total
+
+
+def test_metrics_add_up_across_workers(live: Live) -> None:
+    requests = 30
+    with live.client("127.0.0.15", headers=live.auth("frank")) as client:
+        before = client.get("/metrics")
+        assert before.status_code == 200
+        for _ in range(requests):
+            assert client.get(f"/agents/jobs/{uuid.uuid4()}").status_code == 404
+        after = client.get("/metrics").text
+    route = "/agents/jobs/{job_id}"
+    counted = metric_total(
+        after, "http_requests_total", route=route, status="404"
+    ) - metric_total(before.text, "http_requests_total", route=route, status="404")
+    assert counted == requests, f"/metrics counted {counted} of {requests} requests"
+
+    workers = live.worker_pids()
+    assert len(workers) == 2, f"uvicorn should run 2 workers, found {workers}"
+    writers = {
+        int(p.stem.rsplit("_", 1)[1]) for p in live.metrics_dir.glob("counter_*.db")
+    }
+    assert workers <= writers, (
+        f"workers {workers} vs metric files of {writers}: one never served"
+    )
+    # Tokens of the runs so far, including the job the ARQ worker ran, are exported.
+    assert metric_total(after, "agent_tokens_total", kind="output") > 0
+
+
+def test_readiness_fails_when_redis_stops(live: Live) -> None:
+    with live.client("127.0.0.16") as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        live.redis.stop()
+        deadline = time.monotonic() + 15
+        while (response := client.get("/health/ready")).status_code != 503:
+            assert time.monotonic() < deadline, (
+                f"still {response.status_code}: {response.text}"
+            )
+            time.sleep(0.5)
+        assert "redis" in response.text.lower()
+        # Liveness does not depend on Redis: the processes must not be restarted for it.
+        assert client.get("/health").status_code == 200
+    assert live.api.process.alive()
+
+
+def test_processes_stop_cleanly_on_sigterm(live: Live) -> None:
+    workers = live.worker_pids()
+    live.api.process.signal_group(signal.SIGTERM)
+    live.worker.signal_group(signal.SIGTERM)
+    assert live.api.process.popen.wait(30) == 0, live.api.process.log_text(40)
+    assert live.worker.popen.wait(60) is not None
+    time.sleep(0.5)
+    leftovers = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not leftovers, f"uvicorn workers outlived the master: {leftovers}"
+    assert live.api.process.log_text().count("Finished server process") >= 2
