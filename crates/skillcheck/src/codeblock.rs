@@ -19,9 +19,13 @@ pub fn parse_error(lang: &str, content: &str) -> Option<(usize, usize, String)> 
                     strip_position(&e.to_string()),
                 )
             }),
-        "yaml" | "yml" => crate::yaml::parse(content)
-            .err()
-            .map(|e| (e.pos.line.max(1), e.pos.col, e.message)),
+        "yaml" | "yml" => crate::yaml::parse(content).err().map(|e| {
+            // An error at the end of input points past the last line: show the last line.
+            let last = content.lines().count().max(1);
+            let line = e.pos.line.clamp(1, last);
+            let col = if line < e.pos.line { 1 } else { e.pos.col };
+            (line, col, e.message)
+        }),
         _ => None,
     }
 }

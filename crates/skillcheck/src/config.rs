@@ -283,13 +283,19 @@ impl Config {
     }
 }
 
-/// The nearest `skillcheck.toml` at or above `start`.
+/// The nearest `skillcheck.toml` at or above `start`, shown relative to the current folder
+/// when it lies under it.
 pub fn find_config(start: &Path) -> Option<PathBuf> {
-    let start = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
-    start
+    let absolute = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+    let found = absolute
         .ancestors()
         .map(|dir| dir.join(FILE_NAME))
-        .find(|p| p.is_file())
+        .find(|p| p.is_file())?;
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+    match cwd.as_deref().and_then(|cwd| found.strip_prefix(cwd).ok()) {
+        Some(rel) => Some(rel.to_path_buf()),
+        None => Some(found),
+    }
 }
 
 /// 1-based line and character column of a byte offset.

@@ -198,7 +198,7 @@ pub(crate) fn check(
             "the frontmatter has no `name`".into(),
             Some(format!("add `name: {}`", source.name)),
         ),
-        Some((_, value)) => check_name(&mut ctx, value, source, target),
+        Some((key, value)) => check_name(&mut ctx, key, value, source, target),
     }
     match get("description") {
         None => ctx.at(
@@ -208,7 +208,7 @@ pub(crate) fn check(
             "the frontmatter has no `description`".into(),
             Some("add `description:` saying what the skill does and when to use it".into()),
         ),
-        Some((_, value)) => check_description(&mut ctx, value),
+        Some((key, value)) => check_description(&mut ctx, key, value),
     }
 }
 
@@ -330,7 +330,7 @@ fn check_key(ctx: &mut Ctx, k: &str, key: &Node, value: &Node, target: Target) {
             ctx.at(
                 &rules::METADATA_INVALID,
                 value.pos(),
-                1,
+                0,
                 format!(
                     "`metadata` must be a mapping of strings to strings, found {}",
                     value.type_name()
@@ -341,7 +341,7 @@ fn check_key(ctx: &mut Ctx, k: &str, key: &Node, value: &Node, target: Target) {
             ctx.at(
                 &rules::FIELD_TYPE,
                 value.pos(),
-                1,
+                0,
                 format!("`{k}` must be {want}, found {}", value.type_name()),
                 help,
             );
@@ -374,7 +374,7 @@ fn check_key(ctx: &mut Ctx, k: &str, key: &Node, value: &Node, target: Target) {
             ctx.at(
                 &rules::COMPATIBILITY_TOO_LONG,
                 value.pos(),
-                1,
+                0,
                 format!("`compatibility` is {n} characters, over 500"),
                 Some("shorten it; move details into the body".into()),
             );
@@ -382,13 +382,18 @@ fn check_key(ctx: &mut Ctx, k: &str, key: &Node, value: &Node, target: Target) {
     }
 }
 
-fn check_name(ctx: &mut Ctx, value: &Node, source: &SkillSource, target: Target) {
+fn check_name(ctx: &mut Ctx, key: &Node, value: &Node, source: &SkillSource, target: Target) {
     let Some(name) = value.as_str() else { return };
     if value.scalar_kind() != Some(ScalarKind::Str) && value.scalar_kind() != Some(ScalarKind::Null)
     {
         return; // reported as a type error
     }
     let len = name.chars().count();
+    let value_pos = if value.scalar_kind() == Some(ScalarKind::Null) {
+        key.pos()
+    } else {
+        value.pos()
+    };
     let problem = if name.is_empty() {
         Some("`name` is empty".to_string())
     } else if len > 64 {
@@ -407,7 +412,7 @@ fn check_name(ctx: &mut Ctx, value: &Node, source: &SkillSource, target: Target)
     } else {
         None
     };
-    let pos = value.pos();
+    let pos = value_pos;
     let shown = len.max(1);
     if let Some(problem) = problem {
         let suggestion = suggest_name(name);
@@ -466,7 +471,7 @@ fn suggest_name(name: &str) -> String {
         .to_string()
 }
 
-fn check_description(ctx: &mut Ctx, value: &Node) {
+fn check_description(ctx: &mut Ctx, key: &Node, value: &Node) {
     let Some(desc) = value.as_str() else { return };
     if !matches!(
         value.scalar_kind(),
@@ -474,13 +479,17 @@ fn check_description(ctx: &mut Ctx, value: &Node) {
     ) {
         return;
     }
-    let pos = value.pos();
+    let pos = if value.scalar_kind() == Some(ScalarKind::Null) {
+        key.pos()
+    } else {
+        value.pos()
+    };
     let len = desc.chars().count();
     if desc.trim().is_empty() {
         ctx.at(
             &rules::DESCRIPTION_INVALID,
             pos,
-            1,
+            0,
             "`description` is empty".into(),
             Some("say what the skill does and when to use it".into()),
         );
@@ -490,7 +499,7 @@ fn check_description(ctx: &mut Ctx, value: &Node) {
         ctx.at(
             &rules::DESCRIPTION_INVALID,
             pos,
-            1,
+            0,
             format!("`description` is {len} characters, over 1024"),
             Some("shorten it; details belong in the body".into()),
         );
@@ -499,7 +508,7 @@ fn check_description(ctx: &mut Ctx, value: &Node) {
         ctx.at(
             &rules::DESCRIPTION_INVALID,
             pos,
-            1,
+            0,
             "`description` contains `<` or `>`; clients strip XML-like tags".into(),
             Some("write the text without angle brackets".into()),
         );
@@ -508,7 +517,7 @@ fn check_description(ctx: &mut Ctx, value: &Node) {
         ctx.at(
             &rules::DESCRIPTION_NO_TRIGGER,
             pos,
-            1,
+            0,
             "`description` does not say when to use the skill".into(),
             Some("add a sentence like \"Use when the user asks to ...\"".into()),
         );

@@ -182,7 +182,13 @@ pub fn lint_skill(source: &SkillSource, config: &Config, options: &Options) -> R
     Report {
         skill: source.name.clone(),
         root: match &source.origin {
-            Origin::Dir(p) => p.display().to_string(),
+            Origin::Dir(p) => {
+                let shown = p.display().to_string();
+                shown
+                    .strip_prefix("./")
+                    .map(str::to_string)
+                    .unwrap_or(shown)
+            }
             Origin::Package(p) => format!("{}!/{}", p.display(), source.name),
         },
         diagnostics,
@@ -256,20 +262,34 @@ impl Resolver<'_> {
         Dest::Missing(path)
     }
 
-    /// Suggests an existing path close to `missing`, written relative to `from`'s folder.
+    /// Suggests an existing path close to `missing`, written relative to `from`'s folder:
+    /// the same file name elsewhere, or a near spelling in the same folder.
     fn did_you_mean(&self, from: &str, missing: &str) -> Option<String> {
-        let name = missing.rsplit('/').next().unwrap_or(missing);
-        let same_name: Vec<&str> = self
-            .source
-            .files
-            .iter()
-            .map(|f| f.path.as_str())
+        let (dir, name) = missing.rsplit_once('/').unwrap_or(("", missing));
+        let paths = || self.source.files.iter().map(|f| f.path.as_str());
+        let same_name: Vec<&str> = paths()
             .filter(|p| p.rsplit('/').next() == Some(name))
             .collect();
         let found = if same_name.len() == 1 {
             Some(same_name[0])
         } else {
-            nearest(missing, self.source.files.iter().map(|f| f.path.as_str()))
+            let siblings: Vec<&str> = paths().filter(|p| parent(p) == dir).collect();
+            let limit = (name.chars().count() / 4).clamp(1, 3);
+            siblings
+                .into_iter()
+                .map(|p| {
+                    (
+                        text::edit_distance(name, p.rsplit('/').next().unwrap_or(p)),
+                        p,
+                    )
+                })
+                .filter(|&(d, _)| d <= limit)
+                .min()
+                .map(|(_, p)| p)
+                .or_else(|| nearest(missing, paths().filter(|p| p.len() > 3)))
+                .filter(|p| {
+                    text::edit_distance(missing, p) <= (missing.chars().count() / 4).clamp(1, 3)
+                })
         }?;
         Some(text::relative_path(parent(from), found))
     }

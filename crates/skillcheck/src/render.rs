@@ -128,6 +128,9 @@ pub fn human_diagnostic(report: &Report, d: &Diagnostic, color: bool) -> String 
     if let Some(help) = &d.help {
         group = group.element(Level::HELP.message(help.as_str()));
     }
+    if d.fix.is_some() {
+        group = group.element(Level::NOTE.message("`skillcheck lint --fix` repairs this"));
+    }
     let renderer = if color {
         Renderer::styled()
     } else {
