@@ -3,12 +3,15 @@ services (upstream_app.py), each a real uvicorn process on a free port, and JWTs
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -161,3 +164,16 @@ def new_system(tmp: Path) -> System:
     workdir = tmp / "work"  # no .env here: settings come from the environment only
     workdir.mkdir(parents=True, exist_ok=True)
     return System(log_dir=tmp / "logs", workdir=workdir)
+
+
+@functools.cache
+def gateway_module() -> ModuleType:
+    """The gateway template imported in this process (for its classes and settings)."""
+    spec = importlib.util.spec_from_file_location(
+        "microservice_gateway", TEMPLATES / "microservice_gateway.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
+    spec.loader.exec_module(module)
+    return module

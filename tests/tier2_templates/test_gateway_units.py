@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
-from tier2_templates.helpers import TEMPLATES
+from tier2_templates.helpers import gateway_module
 
-
-def _load_gateway() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "microservice_gateway", TEMPLATES / "microservice_gateway.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-gw = _load_gateway()
+gw = gateway_module()
 CLOSED, OPEN, HALF_OPEN = (
     gw.BreakerState.CLOSED,
     gw.BreakerState.OPEN,
