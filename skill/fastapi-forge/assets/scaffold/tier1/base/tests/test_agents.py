@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -37,6 +38,27 @@ async def test_run_returns_output_usage_and_tool_calls(
         }
     ]
     assert body["tool_calls"][0]["name"] == "count_words"
+
+
+async def test_run_validation_errors_are_structured(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    invalid = await client.post("/agents/run", json={"prompt": ""}, headers=headers)
+    assert invalid.status_code == 422
+    error = invalid.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"][0]["loc"] == ["body", "prompt"]
+
+
+async def test_token_usage_is_exported_per_model(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    for _ in range(3):
+        await client.post("/agents/run", json={"prompt": "count me"}, headers=headers)
+    text = (await client.get("/metrics")).text
+    tokens = re.search(r'agent_tokens_total\{kind="output",model="fake-model"\} ([0-9.]+)', text)
+    assert tokens is not None
+    assert float(tokens.group(1)) >= 3 * 4
 
 
 async def test_run_uses_the_requested_model(

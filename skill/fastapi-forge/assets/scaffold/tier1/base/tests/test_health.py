@@ -57,32 +57,35 @@ async def test_errors_are_structured_with_the_request_id(
     assert response.json() == {
         "error": {"code": "not_found", "message": "Not Found", "request_id": "req-42"}
     }
-    invalid = await client.post("/agents/run", json={"prompt": ""}, headers=headers)
-    assert invalid.status_code == 422
-    error = invalid.json()["error"]
-    assert error["code"] == "validation_error"
-    assert error["details"][0]["loc"] == ["body", "prompt"]
+
+
+async def test_me_returns_the_caller(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    response = await client.get("/me", headers=headers)
+    assert response.status_code == 200
+    assert response.json()["subject"]
+
+
+def me_count(metrics: str) -> float:
+    match = re.search(
+        r'http_requests_total\{method="GET",route="/me",status="200"\} ([0-9.]+)', metrics
+    )
+    return float(match.group(1)) if match else 0.0
 
 
 async def test_metrics_count_requests_by_route(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
+    before = me_count((await client.get("/metrics")).text)
     for _ in range(3):
-        await client.post("/agents/run", json={"prompt": "count me"}, headers=headers)
-    text = (await client.get("/metrics")).text
-    assert re.search(
-        r'http_requests_total\{method="POST",route="/agents/run",status="200"\} ([0-9.]+)', text
-    )
-    tokens = re.search(r'agent_tokens_total\{kind="output",model="fake-model"\} ([0-9.]+)', text)
-    assert tokens is not None
-    assert float(tokens.group(1)) >= 3 * 4
+        await client.get("/me", headers=headers)
+    assert me_count((await client.get("/metrics")).text) == before + 3
 
 
 async def test_cors_from_settings(make_settings: SettingsFactory) -> None:
     settings = make_settings(cors_origins=["https://app.example.com"])
     async with app_client(settings) as client:
         preflight = await client.options(
-            "/agents/run",
+            "/me",
             headers={
                 "Origin": "https://app.example.com",
                 "Access-Control-Request-Method": "POST",

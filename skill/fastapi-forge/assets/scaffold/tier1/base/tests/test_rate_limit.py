@@ -12,10 +12,10 @@ async def test_limit_gives_429_with_retry_after(
     settings = make_settings(rate_limit_requests=3, rate_limit_window_seconds=30)
     async with app_client(settings) as client:
         for remaining in (2, 1, 0):
-            ok = await client.post("/agents/run", json={"prompt": "hi"}, headers=headers)
+            ok = await client.get("/me", headers=headers)
             assert ok.status_code == 200
             assert ok.headers["x-ratelimit-remaining"] == str(remaining)
-        limited = await client.post("/agents/run", json={"prompt": "hi"}, headers=headers)
+        limited = await client.get("/me", headers=headers)
         assert limited.status_code == 429
         assert 1 <= int(limited.headers["retry-after"]) <= 30
         assert limited.json()["error"]["code"] == "rate_limited"
@@ -32,7 +32,7 @@ async def test_limit_is_shared_between_processes(
     async with app_client(settings) as first, app_client(settings) as second:
         statuses = []
         for client in (first, second, first, second, first):
-            response = await client.post("/agents/run", json={"prompt": "x"}, headers=headers)
+            response = await client.get("/me", headers=headers)
             statuses.append(response.status_code)
     assert statuses[-1] == 429
     assert 429 not in statuses[:4]
@@ -41,9 +41,7 @@ async def test_limit_is_shared_between_processes(
 async def test_unauthenticated_requests_count_too(make_settings: SettingsFactory) -> None:
     settings = make_settings(rate_limit_requests=2, rate_limit_window_seconds=30)
     async with app_client(settings) as client:
-        codes = [
-            (await client.post("/agents/run", json={"prompt": "x"})).status_code for _ in range(3)
-        ]
+        codes = [(await client.get("/me")).status_code for _ in range(3)]
     assert codes[-1] == 429
 
 
@@ -52,5 +50,5 @@ async def test_unreachable_redis_fails_open(
 ) -> None:
     settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     async with app_client(settings) as client:
-        response = await client.post("/agents/run", json={"prompt": "hi"}, headers=headers)
+        response = await client.get("/me", headers=headers)
     assert response.status_code == 200

@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: the shared resources, the caller, the agent service."""
+"""Request-scoped dependencies: the shared resources and the caller."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from .errors import AppError
 from .middleware.auth import PRINCIPAL_KEY
 from .principal import Principal
 from .resources import Resources
-from .services.agent_service import AgentService
 
 
 def get_resources(request: Request) -> Resources:
@@ -26,10 +25,5 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
-def get_agent_service(resources: Annotated[Resources, Depends(get_resources)]) -> AgentService:
-    return AgentService(resources)
-
-
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]

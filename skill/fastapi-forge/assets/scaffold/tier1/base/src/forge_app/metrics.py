@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,7 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .agents.base import Usage
+if TYPE_CHECKING:
+    from .agents.base import Usage
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",

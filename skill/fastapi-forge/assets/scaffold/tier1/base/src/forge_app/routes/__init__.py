@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from . import agents, health
+from . import agents, health, identity
 
-ROUTERS: list[APIRouter] = [health.router, agents.router]
+ROUTERS: list[APIRouter] = [health.router, identity.router, agents.router]

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from ..agents.base import AgentChunk, AgentRequest
-from ..dependencies import AgentServiceDep, PrincipalDep
+from ..dependencies import PrincipalDep
 from ..metrics import AGENT_RUNS
 from ..models.schemas import (
     MAX_PROMPT_CHARS,
@@ -35,7 +35,7 @@ from ..models.schemas import (
 )
 from ..principal import ANONYMOUS, AuthenticationError, Principal
 from ..resources import Resources
-from ..services.agent_service import AgentService, with_heartbeats
+from ..services.agent_service import AgentService, AgentServiceDep, with_heartbeats
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 log = structlog.get_logger(__name__)

@@ -6,11 +6,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import structlog
+from fastapi import Depends
 
 from ..agents.base import AgentChunk, AgentRequest, AgentRunError, run_to_completion
+from ..dependencies import ResourcesDep
 from ..errors import AppError
 from ..metrics import AGENT_RUNS, record_usage
 from ..models.schemas import JobStatus, RunRequest, RunResponse, UsageView
@@ -110,6 +112,13 @@ class AgentService:
         await store.update(key, when={JobStatus.RUNNING}, cancel_requested=True)
         await queue.cancel(key, wait_seconds=self.settings.cancel_wait_seconds)
         return await self.get_job(principal, job_id)
+
+
+def get_agent_service(resources: ResourcesDep) -> AgentService:
+    return AgentService(resources)
+
+
+AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]
 
 
 async def with_heartbeats(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:

@@ -1,0 +1,157 @@
+"""The scaffold script itself: options, dry runs, refusals, rendering. Standard library only;
+installing and running generated projects is tests/e2e_tier1/'s job."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
+OPTION_VALUES = {
+    "db": ["postgres", "mongodb", "redis", "none"],
+    "auth": ["jwt", "oauth2", "apikey", "none"],
+    "queue": ["arq", "celery", "none"],
+    "agent": ["anthropic", "openai", "langgraph", "crewai", "custom", "none"],
+    "deploy": ["compose", "k8s", "cloudrun", "serverless"],
+}
+
+
+def scaffold(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def generated_files(root: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--db", "oracle"],
+        ["--auth", "basic"],
+        ["--queue", "rq"],
+        ["--agent", "autogen"],
+        ["--deploy", "heroku"],
+        ["--tier", "4"],
+        ["--name", "9lives"],
+        ["--name", "has space"],
+        ["--name", "json"],
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], tmp_path: Path) -> None:
+    result = scaffold(*args, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("tier", ["2", "3"])
+def test_later_tiers_point_to_the_references(tier: str, tmp_path: Path) -> None:
+    result = scaffold("--tier", tier, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert "not available" in result.stderr
+    assert "references/" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_lists_files_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "svc"
+    result = scaffold("--name", "svc", "--out", out, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    listed = {line.strip() for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert {"pyproject.toml", "src/svc/main.py", "alembic.ini", ".env.example"} <= listed
+    assert not out.exists()
+
+
+def test_refuses_a_non_empty_folder_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "svc"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    refused = scaffold("--name", "svc", "--out", out)
+    assert refused.returncode == 1
+    assert "not empty" in refused.stderr
+    assert "--force" in refused.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+    forced = scaffold("--name", "svc", "--out", out, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    assert (out / "src" / "svc" / "main.py").is_file()
+    # Nothing of the staging folder is left next to the target.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["svc"]
+
+
+def test_default_output_folder_is_the_name(tmp_path: Path) -> None:
+    result = scaffold("--name", "my-api", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "my-api" / "src" / "my_api" / "main.py").is_file()
+
+
+def check_project(root: Path, name: str, package: str) -> None:
+    files = generated_files(root)
+    for relative, content in files.items():
+        assert "forge_app" not in relative
+        assert b"forge_app" not in content, relative
+        assert b"forge-app" not in content, relative
+        assert not relative.endswith(("_deps.txt", "_env.txt", "_remove.txt")), relative
+        if relative.endswith(".py"):
+            ast.parse(content, filename=relative)
+    pyproject = tomllib.loads(files["pyproject.toml"].decode())
+    assert pyproject["project"]["name"] == name
+    assert pyproject["project"]["requires-python"] == ">=3.11"
+    dependencies = pyproject["project"]["dependencies"]
+    names = [dep.split(">")[0].split("[")[0].split("=")[0] for dep in dependencies]
+    assert len(names) == len(set(names)), "duplicate requirement"
+    assert all(any(op in dep for op in (">=", "==", "~=")) for dep in dependencies)
+    assert (root / "src" / package / "main.py").is_file()
+    env_keys = [
+        line.split("=", 1)[0]
+        for line in files[".env.example"].decode().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert len(env_keys) == len(set(env_keys)), "a setting is listed twice in .env.example"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [(flag, value) for flag, values in OPTION_VALUES.items() for value in values]
+)
+def test_every_option_value_renders_completely(flag: str, value: str, tmp_path: Path) -> None:
+    out = tmp_path / "acme-agents"
+    result = scaffold("--name", "acme-agents", "--out", out, f"--{flag}", value)
+    assert result.returncode == 0, result.stderr
+    check_project(out, "acme-agents", "acme_agents")
+
+
+def test_settings_in_env_example_match_the_config(tmp_path: Path) -> None:
+    out = tmp_path / "svc"
+    assert scaffold("--name", "svc", "--out", out).returncode == 0
+    env = (out / ".env.example").read_text()
+    for key in ("DATABASE_URL", "JWT_SECRET", "REDIS_URL", "AGENT_TIMEOUT_SECONDS", "QUEUE_NAME"):
+        assert f"\n{key}=" in env, key
+
+
+def test_agent_none_has_no_agent_code(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    result = scaffold("--name", "plain", "--out", out, "--agent", "none")
+    assert result.returncode == 0, result.stderr
+    assert "ignored" in result.stderr  # the default --queue arq does not apply
+    assert not (out / "src" / "plain" / "routes" / "agents.py").exists()
+    assert not (out / "src" / "plain" / "agents").exists()
+    dependencies = tomllib.loads((out / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [dep for dep in dependencies if dep.startswith("arq")]
