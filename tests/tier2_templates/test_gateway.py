@@ -5,6 +5,7 @@ from /health/ready, /metrics and response bodies, never inferred from timing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -204,6 +205,35 @@ async def test_edge_rejects_bad_credentials_before_any_upstream(
     assert_error(response, 401, code)
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert after == before, "a rejected request reached the service"
+
+
+async def raw_get(port: int, target: str) -> tuple[int, dict[str, Any]]:
+    """A GET with the request target exactly as given (HTTP clients resolve '..')."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        request_head = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        writer.write(request_head.encode() + b"\r\n")
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/users/echo/public/../../stats", "/users/echo/public/%2e%2e/%2E%2E/stats"],
+)
+async def test_dot_segments_cannot_reach_past_a_public_path(
+    shared_system: System, target: str
+) -> None:
+    assert shared_system.gateway is not None
+    status, body = await raw_get(shared_system.gateway.port, target)
+    assert status == 400
+    assert body["error"]["code"] == "invalid_path"
 
 
 async def test_public_paths_and_gateway_endpoints_need_no_token(

@@ -98,6 +98,17 @@ SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Set only by the gateway; a client-sent value is dropped (no impersonation).
 SUBJECT_HEADER = "x-auth-subject"
+# Client values of these are dropped; the gateway sets its own.
+REPLACED_REQUEST_HEADERS = frozenset(
+    {
+        "host",
+        "x-request-id",
+        SUBJECT_HEADER,
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+    }
+)
 
 
 # ----------------------------------------------------------------------- settings
@@ -621,15 +632,8 @@ class Gateway:
     ) -> list[tuple[str, str]]:
         drop = (
             HOP_BY_HOP
+            | REPLACED_REQUEST_HEADERS
             | _connection_listed(request.headers.getlist("connection"))
-            | {
-                "host",
-                "x-request-id",
-                SUBJECT_HEADER,
-                "x-forwarded-for",
-                "x-forwarded-proto",
-            }
-            | {"x-forwarded-host"}
         )
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
         headers.append(("x-request-id", request.state.request_id))
@@ -650,9 +654,8 @@ class Gateway:
             self.settings.retry_backoff_max_seconds,
             self.settings.retry_backoff_seconds * 2**attempt,
         )
-        return random.uniform(
-            0, ceiling
-        )  # full jitter: retries from many clients spread out
+        # Full jitter: retries of many clients spread out instead of arriving at once.
+        return random.uniform(0, ceiling)
 
     async def forward(
         self, request: Request, upstream: Upstream, subject: str | None
@@ -775,7 +778,8 @@ class Gateway:
 # ----------------------------------------------------------------------- app
 
 
-def get_gateway(request: Request) -> Gateway:
+# Dependencies are `async def`: a plain `def` would hop to the threadpool per request.
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -783,7 +787,11 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def authenticated_subject(request: Request, gateway: GatewayDep) -> str | None:
+async def authenticated_subject(request: Request, gateway: GatewayDep) -> str | None:
+    # "/users/auth/../admin" would pass as public here and may be resolved to
+    # "/users/admin" behind the gateway: dot segments (also %2e%2e) are refused.
+    if any(segment in (".", "..") for segment in request.url.path.split("/")):
+        raise GatewayError(400, "invalid_path", "dot segments are not allowed")
     if gateway.is_public(request.url.path):
         return None
     return gateway.authenticate(request.headers.get("authorization"))
