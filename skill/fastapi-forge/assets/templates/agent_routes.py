@@ -26,7 +26,8 @@ What the host app provides (nothing else is imported from it):
     )
 
 The router's lifespan cancels running jobs when the app shuts down. Needs Python 3.11+,
-fastapi>=0.135.0 (native SSE: fastapi.sse) and pydantic>=2.7.
+fastapi>=0.135.0 (native SSE: fastapi.sse), pydantic>=2.7, and uvicorn>=0.33.0 to notice
+SSE clients that disconnect.
 """
 
 import asyncio

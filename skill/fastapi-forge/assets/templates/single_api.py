@@ -23,7 +23,7 @@ this file stays one process type on purpose.
 
 Requirements (Python 3.11+):
     fastapi>=0.135.0            # fastapi.sse.EventSourceResponse (native SSE)
-    uvicorn[standard]>=0.30.0
+    uvicorn[standard]>=0.33.0   # older ones miss SSE client disconnects
     pydantic>=2.7
     pydantic-settings>=2.3
     sqlalchemy[asyncio]>=2.0.30
@@ -1152,10 +1152,13 @@ class JobManager:
         self.cancelled_by_client: set[str] = set()
         self.closing = False
 
-    async def submit(self, owner: str, body: RunRequest) -> str:
+    async def submit(self, owner: str, body: RunRequest) -> JobOut:
+        """Store the job, then start it: the answer is the job as queued."""
         model = body.model or self.settings.agent_model
         timeout = effective_timeout(self.settings, body.timeout_seconds)
         job_id = await self.store.create(owner, body.prompt, model, timeout)
+        queued = await self.store.get(job_id, owner)
+        assert queued is not None
         request = AgentRequest(
             prompt=body.prompt,
             session_id=body.session_id,
@@ -1165,7 +1168,7 @@ class JobManager:
         task = asyncio.create_task(self._execute(job_id, request, timeout))
         self.tasks[job_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
-        return job_id
+        return queued
 
     async def cancel(self, job_id: str, owner: str) -> None:
         await self.store.request_cancel(job_id, owner)
@@ -1472,10 +1475,7 @@ async def run_async(
     body: RunRequest, services: ServicesDep, principal: LimitedPrincipal
 ) -> JobOut:
     """Start a background job; poll GET /agents/jobs/{id}."""
-    job_id = await services.jobs.submit(principal.subject, body)
-    job = await services.jobs.store.get(job_id, principal.subject)
-    assert job is not None
-    return job
+    return await services.jobs.submit(principal.subject, body)
 
 
 @agents_router.get("/jobs/{job_id}")
