@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,12 +29,13 @@ def fresh_system(tmp_path: Path) -> Iterator[Callable[..., System]]:
     """A system of the test's own (its breakers start closed; it may stop upstreams)."""
     systems: list[System] = []
 
-    def launch(**settings: str) -> System:
+    def launch(users_spec: dict[str, Any] | None = None, **settings: str) -> System:
         system = new_system(tmp_path / f"system{len(systems)}")
         systems.append(system)
         system.start_upstream("users")
         system.start_upstream("agents")
-        system.start_gateway(standard_services(system), **settings)
+        services = standard_services(system, **(users_spec or {}))
+        system.start_gateway(services, **settings)
         return system
 
     yield launch

@@ -150,11 +150,12 @@ class System:
                 server.stop()
 
 
-def standard_services(system: System) -> dict[str, Any]:
-    """users (required), agents, and `bare`: users again with its prefix stripped."""
+def standard_services(system: System, **users_spec: Any) -> dict[str, Any]:
+    """users (required, plus `users_spec`), agents, and `bare`: users again with its
+    prefix stripped."""
     users = system.upstreams["users"].url
     return {
-        "users": {"url": users, "required": True},
+        "users": {"url": users, "required": True, **users_spec},
         "agents": system.upstreams["agents"].url,
         "bare": {"url": users, "strip_prefix": True},
     }

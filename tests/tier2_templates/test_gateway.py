@@ -211,7 +211,9 @@ async def raw_get(port: int, target: str) -> tuple[int, dict[str, Any]]:
     """A GET with the request target exactly as given (HTTP clients resolve '..')."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        request_head = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        request_head = (
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        )
         writer.write(request_head.encode() + b"\r\n")
         await writer.drain()
         raw = await reader.read()
@@ -417,6 +419,33 @@ async def test_client_errors_leave_the_breaker_closed_server_errors_open_it(
         hits = await get_json(client, f"{upstream}/users/stats")
         assert hits["GET status/500"] == 3, (
             "the call after the breaker opened got through"
+        )
+
+
+async def test_a_slow_service_times_out_on_its_own_deadline_and_trips_its_breaker(
+    fresh_system: Callable[..., System],
+) -> None:
+    # users: 1 s deadline (its own), everything else the 5 s default; no retries.
+    system = fresh_system(users_spec={"timeout_seconds": 1}, RETRY_ATTEMPTS="0")
+    users = system.upstreams["users"].url
+    async with httpx.AsyncClient(timeout=PATIENCE) as client:
+        for _ in range(
+            3
+        ):  # held past the deadline: the service does not answer in time
+            hold_id = uuid.uuid4().hex
+            response = await client.get(
+                f"{system.url}/users/hold/{hold_id}", headers=bearer()
+            )
+            error = assert_error(response, 504, "upstream_timeout")
+            assert error["service"] == "users"
+            # Let the abandoned handler finish, so the service can stop cleanly later.
+            await client.post(f"{users}/users/hold/{hold_id}/release")
+        assert await breaker_state(client, system, "users") == "open"
+        assert await breaker_state(client, system, "agents") == "closed"
+        metrics = (await client.get(f"{system.url}/metrics")).text
+        assert (
+            'gateway_upstream_requests_total{outcome="timeout",service="users"} 3.0'
+            in (metrics)
         )
 
 
