@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import redis
 import yaml
 from kubernetes_validate.utils import ValidationError as K8sValidationError
 
@@ -184,6 +186,28 @@ def test_app_containers_are_hardened(compose: dict[str, Any]) -> None:
         assert "no-new-privileges:true" in service.get("security_opt", []), name
 
 
+def test_worker_healthcheck_reads_arqs_health_key(
+    compose: dict[str, Any], redis_url: str
+) -> None:
+    worker = compose["services"]["worker"]
+    kind, program, flag, code = worker["healthcheck"]["test"]
+    assert (kind, program, flag) == ("CMD", "python", "-c")
+    queue = worker["environment"]["QUEUE_NAME"]
+    env = {**os.environ, "REDIS_URL": redis_url, "QUEUE_NAME": queue}
+
+    def healthcheck() -> int:
+        argv = [sys.executable, "-c", code]
+        return subprocess.run(argv, env=env, timeout=60).returncode
+
+    assert healthcheck() == 1, "healthy without a worker"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.psetex(f"{queue}:health-check", 10_000, b"as ARQ writes it")
+        assert healthcheck() == 0
+    finally:
+        client.close()
+
+
 def test_gateway_settings_in_compose_are_valid_for_the_gateway(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,7 +218,6 @@ def test_gateway_settings_in_compose_are_valid_for_the_gateway(
         host = spec.url.host
         assert host in compose["services"], f"{name} routes to unknown {host}"
         assert spec.url.port == 8000
-    assert any(spec.required for spec in settings.services.values())
 
 
 # --------------------------------------------------------------------------- kubernetes
