@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
-from tier2_templates.helpers import gateway_module
+from tier2_templates.helpers import TEMPLATES, gateway_module
 
 gw = gateway_module()
 CLOSED, OPEN, HALF_OPEN = (
@@ -200,3 +202,22 @@ def test_importing_the_module_needs_no_environment() -> None:
     # `app` is built on first access only (uvicorn's), so the import above worked
     # without SERVICES or JWT_SECRET in the environment.
     assert "app" not in vars(gw)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["check", "--select", "E,F,W,I,UP,B,ASYNC"], ["format", "--check"]],
+    ids=["check", "format"],
+)
+def test_gateway_is_ruff_clean_as_shipped(args: list[str]) -> None:
+    path = TEMPLATES / "microservice_gateway.py"
+    command = [
+        sys.executable,
+        "-m",
+        "ruff",
+        *args,
+        "--isolated",
+        "--target-version=py311",
+    ]
+    result = subprocess.run([*command, str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
