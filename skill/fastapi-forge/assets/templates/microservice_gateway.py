@@ -79,7 +79,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 PROXY_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 # Worth another try: the service said "not now", not "this request is bad".
 RETRY_STATUSES = frozenset({502, 503, 504})
-# RFC 9110 7.6.1: these describe one connection and must not be forwarded.
+# Hop-by-hop (RFC 9110 7.6.1, RFC 2616 13.5.1): they describe one connection only.
 HOP_BY_HOP = frozenset(
     {
         "connection",
