@@ -23,7 +23,8 @@ headers from clients are never trusted.
 
 ``/users/...`` goes to the ``users`` service with the path unchanged (``strip_prefix``
 removes ``/users``). WebSocket upgrades are not proxied: route them to the service
-directly (ingress rule) or add a WebSocket relay.
+directly (ingress rule) or add a WebSocket relay. Breakers live in each process: with
+``--workers N`` every worker learns of an outage on its own (N x the threshold).
 
 Requirements (minimum versions):
     fastapi>=0.164            # FastAPI(max_body_size=...)
