@@ -13,30 +13,28 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 
 from forge_app.config import Settings
 
-from .auth_support import Credentials, auth_settings, credentials
-from .db_support import DATABASE_KIND, database_settings
 from .helpers import app_client
 
-__all__ = ["auth_settings", "credentials", "database_settings"]
+# The option-specific fixtures: `auth_settings` and `credentials` for the auth scheme,
+# `database_settings` for the database (which also marks MongoDB tests).
+pytest_plugins = ["tests.auth_support", "tests.db_support"]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 SettingsFactory = Callable[..., Settings]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Lets a machine without a MongoDB server deselect those tests: -m "not mongodb".
-    if DATABASE_KIND == "mongodb":
-        for item in items:
-            if item.get_closest_marker("uses_database"):
-                item.add_marker(pytest.mark.mongodb)
+class Credentials(Protocol):
+    def token(self, subject: str) -> str | None: ...
+
+    def headers(self, subject: str) -> dict[str, str]: ...
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from typing import Any
 
 import pytest
 
-DATABASE_KIND = "redis"
-
 
 @pytest.fixture(scope="session")
 def database_settings() -> dict[str, Any]:

@@ -12,8 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .auth_support import Credentials
-from .conftest import SettingsFactory
+from .conftest import Credentials, SettingsFactory
 from .helpers import app_client, live_server, read_sse
 
 

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from forge_app.config import Settings
 
-from .auth_support import Credentials
+from .conftest import Credentials
 from .helpers import live_server
 
 RUN = {"prompt": "hello"}
@@ -35,7 +35,7 @@ async def test_jobs_are_private_to_their_owner(
 async def test_websocket_rejects_a_bad_token(settings: Settings) -> None:
     async with live_server(settings) as address:
         ws = await connect(f"ws://{address}/agents/ws")
-        await ws.send(json.dumps({"type": "auth", "token": "not-a-jwt"}))
+        await ws.send(json.dumps({"type": "auth", "token": "not-valid-credentials"}))
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd is not None

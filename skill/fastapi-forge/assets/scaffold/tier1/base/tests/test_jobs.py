@@ -87,19 +87,23 @@ async def test_running_job_is_cancelled_for_real(
 
 
 async def test_queued_job_is_cancelled_before_it_runs(
-    settings: Settings, headers: dict[str, str]
+    make_settings: SettingsFactory, headers: dict[str, str]
 ) -> None:
-    async with app_client(settings) as client:
-        job_id = await submit(client, headers, "never runs")
-        cancel = await client.delete(f"/agents/jobs/{job_id}", headers=headers)
+    # One job at a time: the second waits in the queue behind the first.
+    settings = make_settings(worker_concurrency=1, fake_agent_delay_seconds=0.1)
+    async with app_client(settings) as client, running_worker(settings):
+        first = await submit(client, headers, " ".join(["slow"] * 300))
+        await wait_for(client, first, headers, {"running"})
+        second = await submit(client, headers, "never runs")
+        cancel = await client.delete(f"/agents/jobs/{second}", headers=headers)
         assert cancel.status_code == 200
         assert cancel.json()["status"] == "cancelled"
-        # A worker that starts afterwards must not run it.
-        async with running_worker(settings):
-            await asyncio.sleep(0.5)
-            job = (await client.get(f"/agents/jobs/{job_id}", headers=headers)).json()
-        assert job["status"] == "cancelled"
-        assert job["started_at"] is None
+        await client.delete(f"/agents/jobs/{first}", headers=headers)
+        await wait_for(client, first, headers, TERMINAL)
+        await asyncio.sleep(0.3)
+        job = (await client.get(f"/agents/jobs/{second}", headers=headers)).json()
+    assert job["status"] == "cancelled"
+    assert job["started_at"] is None
 
 
 async def test_cancelling_a_finished_job_is_409(

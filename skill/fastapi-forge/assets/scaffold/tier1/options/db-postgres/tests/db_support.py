@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-DATABASE_KIND = "postgres"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/forge_app_test"
 
