@@ -36,6 +36,10 @@ pub enum Command {
         /// A rule code (LNK003) or name (broken-anchor).
         rule: String,
     },
+    /// Pack a skill folder into a reproducible .skill package (lints first).
+    Pack(crate::pack::command::PackArgs),
+    /// Compare two versions of a skill (packages or folders), entry by entry.
+    Diff(crate::pack::command::DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,13 +99,7 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Lint(args) => match lint_command(&args) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                eprintln!("skillcheck: error: {e:#}");
-                ExitCode::from(EXIT_FAILURE)
-            }
-        },
+        Command::Lint(args) => exit_with(lint_command(&args)),
         Command::Rules(args) => {
             let text = match args.format {
                 RulesFormat::Text => rules::list_text(),
@@ -112,6 +110,8 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             print_out(&text)
         }
+        Command::Pack(args) => exit_with(crate::pack::command::pack_command(&args)),
+        Command::Diff(args) => exit_with(crate::pack::command::diff_command(&args)),
         Command::Explain { rule } => match rules::find(&rule) {
             Some(r) => print_out(&rules::explain(r)),
             None => {
@@ -125,6 +125,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(EXIT_FAILURE)
             }
         },
+    }
+}
+
+/// An `anyhow` failure is a usage or I/O failure (exit 2); otherwise the command's own code.
+fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("skillcheck: error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 

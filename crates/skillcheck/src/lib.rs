@@ -10,6 +10,7 @@ pub mod diag;
 pub mod fix;
 pub mod lint;
 pub mod markdown;
+pub mod pack;
 pub mod package;
 pub mod render;
 pub mod rules;

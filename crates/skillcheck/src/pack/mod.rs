@@ -1,0 +1,217 @@
+//! `skillcheck pack`: a skill folder to a reproducible `.skill` package, and the comparisons
+//! behind `pack --check` and `diff`.
+//!
+//! The package is built in memory from exactly the files that ship (the lint runs on those
+//! same files), then written to a temporary file in the output folder and renamed into place.
+
+pub mod archive;
+pub mod command;
+pub mod compare;
+pub mod select;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::diag::Report;
+use crate::lint::{Options, lint_skill};
+use crate::source::{Origin, Rejected, SkillFile, SkillSource, SourceError};
+
+use self::archive::{ArchiveError, build_archive, entry_timestamp};
+use self::select::{ExcludeRules, SKILLIGNORE, Selection, select};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}", unpackable_message(.dir, .rejected))]
+    Unpackable {
+        dir: PathBuf,
+        rejected: Vec<Rejected>,
+    },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+fn unpackable_message(dir: &Path, rejected: &[Rejected]) -> String {
+    let mut message = format!(
+        "{} file(s) of {} cannot be packed; fix them or exclude them (.skillignore or [pack] exclude):",
+        rejected.len(),
+        dir.display()
+    );
+    for r in rejected {
+        message.push_str(&format!(
+            "\n  {}: {}",
+            dir.join(&r.path).display(),
+            r.reason
+        ));
+    }
+    message
+}
+
+/// What would ship, and the lint of exactly those files.
+#[derive(Debug)]
+pub struct Plan {
+    /// The skill's folder name: the package's single top folder.
+    pub name: String,
+    pub dir: PathBuf,
+    pub selection: Selection,
+    pub report: Report,
+}
+
+/// Reads the skill at `dir`, applies the exclusion rules and lints the files that would ship,
+/// so that a link to an excluded file is reported as the broken link it would become.
+pub fn plan(dir: &Path, config: &Config, options: &Options) -> Result<Plan, PackError> {
+    let source = SkillSource::from_dir(dir, &config.read_limits())?;
+    let skillignore = match fs::read_to_string(dir.join(SKILLIGNORE)) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(PackError::Io {
+                path: dir.join(SKILLIGNORE),
+                source,
+            });
+        }
+    };
+    let rules = ExcludeRules::new(&config.pack.exclude, skillignore.as_deref());
+    let name = source.name.clone();
+    let selection = select(source, &rules);
+    if !selection.rejected.is_empty() {
+        return Err(PackError::Unpackable {
+            dir: dir.to_path_buf(),
+            rejected: selection.rejected,
+        });
+    }
+    let shipped = SkillSource {
+        name: name.clone(),
+        origin: Origin::Dir(dir.to_path_buf()),
+        files: selection.included.clone(),
+        rejected: Vec::new(),
+    };
+    let report = lint_skill(&shipped, config, options);
+    Ok(Plan {
+        name,
+        dir: dir.to_path_buf(),
+        selection,
+        report,
+    })
+}
+
+/// A package in memory.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    pub entries: usize,
+    pub uncompressed_bytes: u64,
+}
+
+/// Builds the package bytes; `source_date_epoch` is the `SOURCE_DATE_EPOCH` value, if set.
+pub fn build(plan: &Plan, source_date_epoch: Option<&str>) -> Result<Package, PackError> {
+    let timestamp = entry_timestamp(source_date_epoch)?;
+    let bytes = build_archive(&plan.name, &plan.selection.included, timestamp)?;
+    Ok(Package {
+        sha256: sha256_hex(&bytes),
+        entries: plan.selection.included.len(),
+        uncompressed_bytes: plan.selection.total_bytes(),
+        bytes,
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `dist/<name>.skill`, or `.zip` when asked.
+pub fn default_output(name: &str, zip_extension: bool) -> PathBuf {
+    let extension = if zip_extension { "zip" } else { "skill" };
+    PathBuf::from("dist").join(format!("{name}.{extension}"))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// failure at any point leaves the previous file as it was and no partial file behind.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomically`] with the writing step supplied, so tests can make it fail midway.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> Result<(), PackError> {
+    let io_error = |source| PackError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(folder).map_err(io_error)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".skillcheck-")
+        .suffix(".tmp")
+        .tempfile_in(folder)
+        .map_err(io_error)?;
+    write(temp.as_file_mut()).map_err(io_error)?;
+    temp.as_file().sync_all().map_err(io_error)?;
+    // On any error above, dropping `temp` deletes the temporary file.
+    temp.persist(path).map_err(|e| io_error(e.error))?;
+    Ok(())
+}
+
+/// The files of an existing package or folder, for comparisons: a folder goes through the
+/// same selection as `pack`, so `diff` shows what a release would change.
+pub fn shipped_files(path: &Path, config: &Config) -> Result<(String, Vec<SkillFile>), PackError> {
+    if path.is_dir() {
+        let plan = plan(path, config, &Options::default())?;
+        Ok((plan.name, plan.selection.included))
+    } else {
+        let source = SkillSource::from_package_file(path, &config.read_limits())?;
+        Ok((source.name, source.files))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_keeps_the_old_package_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.skill");
+        write_atomically(&target, b"old package").unwrap();
+        let err = write_atomically_with(&target, |file| {
+            file.write_all(b"half a pack")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(fs::read(&target).unwrap(), b"old package");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["x.skill"]);
+    }
+
+    #[test]
+    fn sha256_is_lowercase_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
