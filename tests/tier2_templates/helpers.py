@@ -23,6 +23,10 @@ HERE = Path(__file__).resolve().parent
 SECRET = "tier2-gateway-tests-" + "s" * 48  # >= 64 bytes, enough for HS512 too
 AUDIENCE = "forge-api"
 
+# The interpreter of the gateway process: set it to a venv holding the minimum versions
+# named in the template's docstring to check them.
+GATEWAY_PYTHON = os.environ.get("TIER2_GATEWAY_PYTHON") or sys.executable
+
 # Small numbers so that the tests reach every breaker state in a few calls. The open
 # interval is long enough that "open" is still observable after the failing calls.
 GATEWAY_DEFAULTS = {
@@ -135,7 +139,7 @@ class System:
         self.gateway = start_uvicorn(
             "microservice_gateway:app",
             log_dir=self.log_dir,
-            python=sys.executable,
+            python=GATEWAY_PYTHON,
             cwd=self.workdir,
             env=_clean_env(env),
             # Nothing sits in front of this gateway: trust no client-sent X-Forwarded-*.
