@@ -28,7 +28,7 @@ directly (ingress rule) or add a WebSocket relay. Breakers live in each process:
 
 Requirements (minimum versions):
     fastapi>=0.164            # FastAPI(max_body_size=...)
-    uvicorn[standard]>=0.33    # older ones miss client disconnects of streams
+    uvicorn[standard]>=0.33   # older ones miss client disconnects of streams
     httpx>=0.28
     pydantic>=2.9
     pydantic-settings>=2.6
