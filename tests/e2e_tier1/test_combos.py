@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
+import sys
 
 import asyncpg
 import pytest
@@ -25,7 +26,12 @@ def test_combos_use_every_option_value() -> None:
     spec = importlib.util.spec_from_file_location("scaffold_fastapi", SCAFFOLD)
     assert spec is not None and spec.loader is not None
     scaffold_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(scaffold_module)
+    # dataclasses resolve string annotations through sys.modules.
+    sys.modules[spec.name] = scaffold_module
+    try:
+        spec.loader.exec_module(scaffold_module)
+    finally:
+        del sys.modules[spec.name]
     options: dict[str, tuple[tuple[str, ...], str]] = scaffold_module.OPTIONS
     assert set(options) == set(FLAGS), "the scaffold's flags changed: update COMBOS"
     for flag, (values, _default) in options.items():

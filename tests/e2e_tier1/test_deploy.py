@@ -4,10 +4,12 @@ and with the app, and, for Lambda, the handler invoked with a real API Gateway e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 HEALTH, READY = "/health", "/health/ready"
+API_KEY = "e2e-key-0123456789abcdef"
 
 
 def load_all(path: Path) -> list[dict[str, Any]]:
@@ -340,7 +343,8 @@ def test_lambda_handler_serves_api_gateway_events(
     project = built_projects.get(combo)
     events = [
         api_gateway_v2_event("GET", HEALTH),
-        api_gateway_v2_event("GET", "/no-such-route"),
+        # Without credentials: 401 behind auth, else the unknown job's 404.
+        api_gateway_v2_event("GET", f"/agents/jobs/{uuid.uuid4()}"),
     ]
     if combo.agent != "none":
         events.append(
@@ -362,8 +366,15 @@ def test_lambda_handler_serves_api_gateway_events(
                 REDIS_URL=redis_url,
                 AGENT_RUNNER="fake",
                 LOG_JSON="true",
-                API_KEYS='["e2e-key-0123456789abcdef"]',
+                API_KEYS=json.dumps(
+                    {"e2e": hashlib.sha256(API_KEY.encode()).hexdigest()}
+                ),
                 JWT_SECRET="s" * 40,
+                # Read lazily on the first authenticated request, which this test never
+                # makes for --auth oauth2 (the project's own tests cover it).
+                OIDC_ISSUER="http://127.0.0.1:9/",
+                OIDC_AUDIENCE=combo.name,
+                OIDC_JWKS_URL="http://127.0.0.1:9/jwks",
             ),
             timeout=120,
             check=False,
@@ -373,12 +384,12 @@ def test_lambda_handler_serves_api_gateway_events(
         json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")
     ]
     assert len(responses) == len(events), result.stdout + result.stderr
-    health, missing, *run = responses
+    health, anonymous, *run = responses
     assert health["statusCode"] == 200, health
     assert json.loads(health["body"]).get("status") in ("ok", "alive", "healthy"), (
         health
     )
-    assert missing["statusCode"] == 404
+    assert anonymous["statusCode"] == (404 if combo.auth == "none" else 401), anonymous
     if run:
         assert run[0]["statusCode"] == 200, run[0]
         assert json.loads(run[0]["body"])["output"] == "You said: hello lambda"
@@ -388,5 +399,5 @@ def auth_header(combo: Combo) -> dict[str, str]:
     if combo.auth == "none":
         return {}
     if combo.auth == "apikey":
-        return {"x-api-key": "e2e-key-0123456789abcdef"}
+        return {"x-api-key": API_KEY}
     pytest.fail(f"no credentials for --auth {combo.auth} in the Lambda test; add them")

@@ -91,15 +91,17 @@ class Live:
         return {"Authorization": f"Bearer {make_jwt(subject)}"}
 
     def worker_pids(self) -> set[int]:
-        """The uvicorn worker processes: children of the master process."""
+        """The uvicorn worker processes: children of the master started through
+        multiprocessing's spawn (not its resource tracker, also a child)."""
         pids = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+        for proc in Path("/proc").glob("[0-9]*"):
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (proc / "cmdline").read_bytes()
             except (OSError, IndexError):
                 continue
-            if int(fields[1]) == self.api.process.pid:
-                pids.add(int(stat.parent.name))
+            if int(fields[1]) == self.api.process.pid and b"spawn_main" in cmdline:
+                pids.add(int(proc.name))
         return pids
 
 
