@@ -52,9 +52,13 @@ NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 DEPS_BLOCK_RE = re.compile(r"^dependencies = \[\n(?P<body>.*?)^\]\n", re.MULTILINE | re.DOTALL)
 
 LATER_TIERS = {
-    "2": "references/microservices.md and assets/templates/ (gateway, service client)",
-    "3": "references/event-driven.md and assets/templates/ (CQRS, event bus)",
+    "3": "references/microservice-patterns.md (outbox, CQRS projections) on top of --tier 2",
 }
+BROKERS = ("redis", "rabbitmq", "kafka")
+# Tier 2's agent-service is a Tier 1 project with these options (compose runs its ARQ worker).
+TIER2_AGENT_SERVICE = {"db": "postgres", "auth": "jwt", "queue": "arq", "deploy": "compose"}
+# Skill templates copied into the Tier 2 output, so the system runs the same gateway code.
+TIER2_TEMPLATES = {"gateway/microservice_gateway.py": "microservice_gateway.py"}
 
 
 class ScaffoldError(Exception):
@@ -103,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{flag}", choices=values, default=default, help=f"default {default}")
     parser.add_argument("--dry-run", action="store_true", help="list the files, write nothing")
     parser.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    parser.add_argument(
+        "--broker", choices=BROKERS, default="redis", help="Tier 2 event bus (default redis)"
+    )
     return parser
 
 
@@ -251,6 +258,59 @@ def build_plan(args: argparse.Namespace) -> Plan:
     return plan
 
 
+def build_tier2_plan(args: argparse.Namespace) -> Plan:
+    """Tier 2: `tier2/base/` plus `tier2/options/broker-<broker>/`, the gateway template, and
+    a Tier 1 project as `services/agent-service/`. A `_deps.txt` in any folder of an
+    overlay is merged into the `pyproject.toml` of that folder."""
+    tier_dir = SCAFFOLD_DIR / "tier2"
+    base = tier_dir / "base"
+    overlay = tier_dir / "options" / f"broker-{args.broker}"
+    for folder in (base, overlay):
+        if not folder.is_dir():
+            raise ScaffoldError(f"{folder}: template tree missing; reinstall the skill")
+    project: str = args.name
+    package = package_name(project)
+    plan = Plan(overlays=[f"broker-{args.broker}"])
+    sources = {path.relative_to(base).as_posix(): path for path in iter_tree(base)}
+    deps: dict[str, list[tuple[str, Path]]] = {}
+    for path in iter_tree(overlay):
+        relative = path.relative_to(overlay).as_posix()
+        if path.name == "_deps.txt":
+            folder = relative.rpartition("/")[0]
+            deps.setdefault(folder, []).extend((req, path) for req in read_lines(path))
+        else:
+            sources[relative] = path
+    for relative, template in TIER2_TEMPLATES.items():
+        sources[relative] = SKILL_DIR / "assets" / "templates" / template
+
+    for relative, path in sorted(sources.items()):
+        text = render_text(path.read_text(encoding="utf-8"), project, package)
+        plan.files[render_path(relative, project, package)] = text.encode("utf-8")
+    for folder, requirements in deps.items():
+        target = render_path(f"{folder}/pyproject.toml", project, package)
+        if target not in plan.files:
+            raise ScaffoldError(f"{requirements[0][1]}: no {folder}/pyproject.toml to merge into")
+        merged = merge_dependencies(
+            plan.files[target].decode("utf-8"),
+            [render_text(req, project, package) for req, _ in requirements],
+            target,
+        )
+        plan.files[target] = merged.encode("utf-8")
+    check_rendered(plan, project, package)
+
+    agent_args = argparse.Namespace(**{**vars(args), **TIER2_AGENT_SERVICE, "name": "agent-service"})
+    agent = build_plan(agent_args)
+    for relative, content in agent.files.items():
+        if relative != "docker-compose.yml":  # the system's compose file runs it
+            plan.files[f"services/agent-service/{relative}"] = content
+    plan.notes.append(
+        "services/agent-service is a Tier 1 project with "
+        + " ".join(f"--{flag} {value}" for flag, value in TIER2_AGENT_SERVICE.items())
+        + f" --agent {args.agent}"
+    )
+    return plan
+
+
 def check_rendered(plan: Plan, project: str, package: str) -> None:
     """No template token may survive unless the chosen name itself contains it."""
     tokens = [
@@ -300,7 +360,7 @@ def write_plan(plan: Plan, out: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.tier != "1":
+    if args.tier == "3":
         parser.exit(
             2,
             f"{parser.prog}: error: --tier {args.tier} is not available in the scaffold yet; "
@@ -308,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     out: Path = args.out if args.out is not None else Path.cwd() / args.name
     try:
-        plan = build_plan(args)
+        plan = build_tier2_plan(args) if args.tier == "2" else build_plan(args)
         if args.dry_run:
             print(f"would write {len(plan.files)} files to {out}:")
             for relative in sorted(plan.files):

@@ -1,0 +1,1 @@
+"""notification-service: tells users what happened; fed by events only."""

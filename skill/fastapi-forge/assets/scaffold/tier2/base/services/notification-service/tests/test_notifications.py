@@ -1,0 +1,63 @@
+import asyncio
+import uuid
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+
+from forge_app_common import TOPIC_USERS, Envelope, UserRegistered
+from forge_app_platform.broker import create_broker
+
+from notification_service.config import Settings
+
+
+def consumed(outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "events_consumed_total",
+        {"topic": TOPIC_USERS, "consumer": "notification-service", "outcome": outcome},
+    )
+    return value or 0.0
+
+
+async def test_an_event_delivered_twice_is_applied_once(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    user_id = uuid.uuid4()
+    envelope = Envelope.wrap(
+        UserRegistered(user_id=user_id, email="n@example.com", display_name="Nia"),
+        producer="test",
+    )
+    broker = create_broker(settings)
+    await broker.start()
+    duplicates_before = consumed("duplicate")
+    try:
+        await broker.publish(TOPIC_USERS, envelope)
+        await broker.publish(TOPIC_USERS, envelope)  # what a relay crash can cause
+    finally:
+        await broker.close()
+    token, _ = app.state.runtime.tokens.issue(str(user_id))
+    headers = {"authorization": f"Bearer {token}"}
+    async with asyncio.timeout(15):
+        while consumed("duplicate") < duplicates_before + 1:
+            await asyncio.sleep(0.05)
+    notes = (await client.get("/notify/notifications", headers=headers)).json()
+    assert [(n["kind"], n["event_id"]) for n in notes] == [("welcome", str(envelope.event_id))]
+
+
+async def test_an_unknown_event_version_is_dead_lettered(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    broker = create_broker(settings)
+    await broker.start()
+    before = consumed("dead_lettered")
+    try:
+        await broker.publish(
+            TOPIC_USERS,
+            Envelope(type="user.registered", schema_version=99, producer="test", data={}),
+        )
+    finally:
+        await broker.close()
+    # CONSUMER_MAX_DELIVERIES=1 in this test run: the first failure dead-letters it.
+    async with asyncio.timeout(15):
+        while consumed("dead_lettered") < before + 1:
+            await asyncio.sleep(0.05)

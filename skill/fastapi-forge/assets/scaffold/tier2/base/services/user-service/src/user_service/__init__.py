@@ -1,0 +1,1 @@
+"""user-service: accounts, sign-up and access tokens."""

@@ -1,0 +1,84 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from forge_app_common import TOPIC_USERS, Envelope, TokenOut, UserOut, UserRegistered
+from forge_app_platform.app import RuntimeDep
+from forge_app_platform.auth import CurrentPrincipal
+from forge_app_platform.outbox import add_event
+
+from .models import User
+from .passwords import hash_password, verify_password
+
+router = APIRouter(prefix="/users", tags=["users"])
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+
+
+class SignUp(BaseModel):
+    email: Email
+    display_name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=256)
+
+
+class Credentials(BaseModel):
+    email: Email
+    password: str = Field(max_length=256)
+
+
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
+async def sign_up(body: SignUp, request: Request, runtime: RuntimeDep) -> UserOut:
+    user = User(
+        id=uuid.uuid4(),
+        email=body.email.lower(),
+        display_name=body.display_name,
+        password_hash=await hash_password(body.password),
+    )
+    event = UserRegistered(user_id=user.id, email=user.email, display_name=user.display_name)
+    try:
+        async with runtime.db.sessions() as session, session.begin():
+            session.add(user)
+            # Same transaction as the user row: no user without its event, nor the reverse.
+            add_event(
+                session,
+                TOPIC_USERS,
+                Envelope.wrap(
+                    event,
+                    producer=runtime.settings.service_name,
+                    correlation_id=request.state.request_id,
+                ),
+            )
+    except IntegrityError:
+        raise HTTPException(status.HTTP_409_CONFLICT, "email already registered") from None
+    return UserOut.model_validate(user)
+
+
+@router.post("/auth/token")
+async def token(body: Credentials, runtime: RuntimeDep) -> TokenOut:
+    async with runtime.db.sessions() as session:
+        user = await session.scalar(select(User).where(User.email == body.email.lower()))
+    # Same answer (and similar time) for an unknown email and a wrong password.
+    stored = user.password_hash if user is not None else bytes(48)
+    if not await verify_password(body.password, stored) or user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong email or password")
+    access_token, expires_in = runtime.tokens.issue(str(user.id))
+    return TokenOut(access_token=access_token, expires_in=expires_in)
+
+
+@router.get("/me")
+async def me(principal: CurrentPrincipal, runtime: RuntimeDep) -> UserOut:
+    async with runtime.db.sessions() as session:
+        user = await session.get(User, uuid.UUID(principal.subject))
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+    return UserOut.model_validate(user)
+
+
+@router.get("/count")
+async def count(principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, int]:
+    async with runtime.db.sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(User))
+    return {"users": total or 0}

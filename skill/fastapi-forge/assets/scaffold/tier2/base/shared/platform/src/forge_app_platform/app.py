@@ -1,0 +1,211 @@
+"""App factory shared by the services: lifespan (database, broker, background loops),
+request ids, the error envelope, /health, /health/ready and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import TokenService
+from .broker import create_broker
+from .bus import Broker
+from .db import Database
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Runtime:
+    """Everything a service opens at start-up and closes at shutdown."""
+
+    settings: ServiceSettings
+    db: Database
+    broker: Broker
+    tokens: TokenService
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+Background = Callable[[Runtime], Coroutine[Any, Any, None]]
+
+
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+class RequestIdMiddleware:
+    """Pure ASGI: keeps a well-formed X-Request-ID (the gateway sets one), else makes one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), ""
+        )
+        request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: Any = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            request, exc.status_code, f"http_{exc.status_code}", str(exc.detail), exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
+        return error_response(request, 422, "validation_error", "invalid request", None, details)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The detail goes to the log, never to the client.
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(request, 500, "internal_error", "internal server error")
+
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/health")
+async def liveness() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/health/ready")
+async def readiness(runtime: RuntimeDep) -> JSONResponse:
+    """Only what this service owns: its database and its broker, never other services."""
+
+    async def database() -> bool:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                await runtime.db.ping()
+        except Exception:
+            return False
+        return True
+
+    async def broker() -> bool:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                return await runtime.broker.ping()
+        except Exception:
+            return False
+
+    db_ok, broker_ok = await asyncio.gather(database(), broker())
+    checks = {"database": "ok" if db_ok else "down", "broker": "ok" if broker_ok else "down"}
+    ready = db_ok and broker_ok
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@health.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def supervise(loop: Background, runtime: Runtime) -> None:
+    """Restarts a background loop that crashed (a bug or a lost connection) after a pause."""
+    while not runtime.stop.is_set():
+        try:
+            await loop(runtime)
+        except Exception:
+            log.exception("background loop %s crashed; restarting", loop.__name__)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(runtime.stop.wait(), 1.0)
+        else:
+            return
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter],
+    background: Sequence[Background] = (),
+) -> FastAPI:
+    """`background`: long-running loops (consumers, the outbox relay), started after the
+    database and broker are open and stopped before they close."""
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+        broker = create_broker(settings)
+        await broker.start()
+        runtime = Runtime(settings, db, broker, TokenService(settings))
+        app.state.runtime = runtime
+        for loop in background:
+            task = asyncio.create_task(supervise(loop, runtime), name=loop.__name__)
+            runtime.tasks.append(task)
+        try:
+            yield
+        finally:
+            # The current batch finishes; unacknowledged events are redelivered anyway.
+            runtime.stop.set()
+            if runtime.tasks:
+                _, pending = await asyncio.wait(runtime.tasks, timeout=10)
+                for task in pending:
+                    task.cancel()
+            await broker.close()
+            await db.close()
+
+    app = FastAPI(title=settings.service_name, lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    app.include_router(health)
+    for router in routers:
+        app.include_router(router)
+    return app

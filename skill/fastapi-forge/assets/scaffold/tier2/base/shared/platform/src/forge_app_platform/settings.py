@@ -1,0 +1,46 @@
+"""Settings every service has; a service subclasses `ServiceSettings` for its own fields."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseSettings):
+    """All that migrations need (the migrate job gets DATABASE_URL and nothing else)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@localhost:5432/postgres"
+    db_pool_size: int = Field(default=10, ge=1)
+
+
+class ServiceSettings(DatabaseSettings):
+    service_name: str
+    # redis://..., amqp://... or kafka://host:port (the scaffold picked one broker).
+    broker_url: str = "redis://localhost:6379/0"
+    # Stable per replica (the pod name): a restarted consumer first finishes its own
+    # pending deliveries.
+    consumer_name: str = Field(default_factory=socket.gethostname)
+    consumer_batch_size: int = Field(default=10, ge=1, le=500)
+    # Deliveries before an event is moved to the dead-letter topic.
+    consumer_max_deliveries: int = Field(default=5, ge=1)
+    # Redis Streams: a delivery unacknowledged this long belongs to a dead consumer.
+    consumer_claim_idle_ms: int = Field(default=30_000, ge=100)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+
+    jwt_secret: SecretStr
+    jwt_algorithm: str = "HS256"
+    jwt_audience: str = "forge-api"
+    jwt_issuer: str = "forge-api"
+    jwt_access_token_minutes: int = Field(default=30, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("JWT_SECRET needs at least 32 bytes")
+        return value

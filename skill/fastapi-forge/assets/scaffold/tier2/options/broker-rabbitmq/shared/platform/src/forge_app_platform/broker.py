@@ -1,0 +1,146 @@
+"""RabbitMQ through aio-pika: a durable topic exchange, one quorum queue per consuming
+service and topic, publisher confirms.
+
+The queue's `x-delivery-limit` counts redeliveries (a rejected event, or one whose
+consumer died before acknowledging); past it RabbitMQ routes the event to the dead-letter
+exchange, which feeds `<group>.<topic>.dlq`. Acknowledgements go out after the batch:
+events of a consumer killed mid-batch come back, and the handlers' inbox skips those
+already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustExchange,
+)
+from pydantic import ValidationError
+
+from forge_app_common import Envelope
+
+from .bus import EVENTS_CONSUMED, Handler, dead_letter_topic
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+EXCHANGE = "forge_app.events"
+DEAD_LETTER_EXCHANGE = "forge_app.events.dlx"
+RETRY_PAUSE_SECONDS = 0.5
+
+
+class RabbitMQBroker:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchange: AbstractRobustExchange | None = None
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(self.settings.broker_url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await self._channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        await self._channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def ping(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        if self._exchange is None:
+            raise RuntimeError("broker not started")
+        # With publisher confirms this returns once RabbitMQ has taken the message.
+        await self._exchange.publish(
+            aio_pika.Message(
+                envelope.model_dump_json().encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=str(envelope.event_id),
+                type=envelope.type,
+            ),
+            routing_key=topic,
+        )
+
+    async def consume(self, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:
+        if self._connection is None:
+            raise RuntimeError("broker not started")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.settings.consumer_batch_size)
+        queue_name = f"{group}.{topic}"
+        exchange = await channel.get_exchange(EXCHANGE)
+        dead_letters = await channel.declare_queue(
+            dead_letter_topic(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead_letters.bind(DEAD_LETTER_EXCHANGE, routing_key=queue_name)
+        queue = await channel.declare_queue(
+            queue_name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": self.settings.consumer_max_deliveries - 1,
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-routing-key": queue_name,
+            },
+        )
+        await queue.bind(exchange, routing_key=topic)
+        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        tag = await queue.consume(inbox.put)
+        try:
+            while not stop.is_set():
+                batch = await self._next_batch(inbox, stop)
+                await self._handle_batch(topic, group, batch, handle)
+        finally:
+            await queue.cancel(tag)
+            await channel.close()  # unacknowledged deliveries return to the queue
+
+    async def _next_batch(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage], stop: asyncio.Event
+    ) -> list[AbstractIncomingMessage]:
+        try:
+            first = await asyncio.wait_for(inbox.get(), 1.0)
+        except TimeoutError:
+            return []
+        batch = [first]
+        while len(batch) < self.settings.consumer_batch_size and not inbox.empty():
+            batch.append(inbox.get_nowait())
+        return batch
+
+    async def _handle_batch(
+        self, topic: str, group: str, batch: list[AbstractIncomingMessage], handle: Handler
+    ) -> None:
+        done: list[AbstractIncomingMessage] = []
+        for message in batch:
+            try:
+                envelope = Envelope.model_validate_json(message.body)
+            except ValidationError:
+                EVENTS_CONSUMED.labels(topic, group, "dead_lettered").inc()
+                log.error("undecodable message %s dead-lettered", message.message_id)
+                await message.reject(requeue=False)  # to the dead-letter exchange
+                continue
+            try:
+                await handle(envelope)
+            except Exception:
+                EVENTS_CONSUMED.labels(topic, group, "failed").inc()
+                log.exception("event %s (%s) failed", envelope.event_id, envelope.type)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                # Requeued and counted; past x-delivery-limit RabbitMQ dead-letters it.
+                await message.nack(requeue=True)
+                continue
+            done.append(message)
+        for message in done:
+            await message.ack()
+
+
+def create_broker(settings: ServiceSettings) -> RabbitMQBroker:
+    return RabbitMQBroker(settings)
