@@ -7,18 +7,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-from forge_testing import redis_database
+from forge_testing import free_port, redis_database, throwaway_database, wait_until
 
 from .conftest import BuiltProjects
-from .project import COMBOS, Combo
+from .project import BASE_PYTHON, COMBOS, DEFAULT, UV, Combo, run
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +63,105 @@ def test_dockerfile(scaffolded: dict[str, Path], combo: Combo) -> None:
     assert f"{combo.package}.main:create_app" in text
     dockerignore = (scaffolded[combo.name] / ".dockerignore").read_text().splitlines()
     assert ".env" in dockerignore and ".venv" in dockerignore
+
+
+def runtime_stage(
+    dockerfile: str,
+) -> tuple[dict[str, str], list[str], list[str], list[str]]:
+    """ENV, COPY sources (from the build context), HEALTHCHECK and CMD of the last stage."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile)
+    stage = text[text.rindex("\nFROM ") :]
+    env: dict[str, str] = {}
+    sources: list[str] = []
+    healthcheck: list[str] = []
+    cmd: list[str] = []
+    for line in stage.splitlines():
+        instruction, _, rest = line.strip().partition(" ")
+        if instruction == "ENV":
+            env |= dict(re.findall(r'(\w+)=("[^"]*"|\S+)', rest))
+        elif instruction == "COPY" and "--from=" not in rest:
+            sources += [word for word in rest.split()[:-1] if not word.startswith("--")]
+        elif instruction == "HEALTHCHECK":
+            healthcheck = json.loads(rest[rest.index("CMD ") + 4 :])
+        elif instruction == "CMD":
+            cmd = json.loads(rest)
+    return {k: v.strip('"') for k, v in env.items()}, sources, healthcheck, cmd
+
+
+def test_image_runtime_stage_runs_its_command(
+    built_projects: BuiltProjects,
+    pg_admin_url: str,
+    redis_base_url: str,
+    tmp_path: Path,
+    run_process,
+) -> None:
+    """No Docker engine here: lay out the runtime stage as the Dockerfile does (a
+    non-editable install plus the files it copies), then run its migrations, its CMD and
+    its HEALTHCHECK as written."""
+    combo = DEFAULT
+    project = built_projects.get(combo)
+    env_vars, sources, healthcheck, cmd = runtime_stage(
+        (project.root / "Dockerfile").read_text()
+    )
+    app = tmp_path / "app"
+    app.mkdir()
+    uv_env = project.env()
+    run([UV, "venv", "--python", BASE_PYTHON, app / ".venv"], cwd=app, env=uv_env)
+    run(
+        [
+            UV,
+            "pip",
+            "install",
+            "--python",
+            app / ".venv" / "bin" / "python",
+            project.root,
+        ],
+        cwd=app,
+        env=uv_env,
+    )
+    for pattern in sources:
+        for source in project.root.glob(pattern):
+            target = app / source.name
+            if source.is_dir():
+                shutil.copytree(
+                    source, target, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy2(source, target)
+    assert (app / "alembic.ini").is_file(), "the image must carry alembic.ini"
+
+    port = free_port()
+    env = {
+        **env_vars,
+        "PATH": f"{app / '.venv' / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PORT": str(port),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "JWT_SECRET": "image-secret-" + "z" * 40,
+        "JWT_AUDIENCE": combo.name,
+        "JWT_ISSUER": combo.name,
+    }
+    assert env_vars["PATH"].startswith("/app/.venv/bin"), env_vars
+    with (
+        throwaway_database(pg_admin_url, prefix="forge_image") as database_url,
+        redis_database(redis_base_url) as redis_url,
+    ):
+        env |= {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        run(["alembic", "upgrade", "head"], cwd=app, env=env)
+        server = run_process("image-cmd", cmd, cwd=app, env=env)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(
+            server,
+            lambda: httpx.get(f"{url}/health/ready").status_code == 200,
+            "readiness of the image's CMD",
+            60,
+        )
+        probe = run(healthcheck, cwd=app, env=env, check=False)
+        assert probe.returncode == 0, probe.stdout
+        server.stop()
+    assert server.log_text().count("Application startup complete") == int(
+        env_vars["WEB_CONCURRENCY"]
+    )
 
 
 # --- docker compose ----------------------------------------------------------------------
