@@ -49,10 +49,10 @@ async def submit(client: httpx.AsyncClient, headers: dict[str, str], prompt: str
 async def test_job_completes_with_result_and_usage(
     settings: Settings, headers: dict[str, str]
 ) -> None:
-    async with app_client(settings) as client, running_worker(settings):
+    async with app_client(settings) as client, running_worker(settings) as worker:
         job_id = await submit(client, headers, "count these words")
         job = await wait_for(client, job_id, headers, TERMINAL)
-        metrics = (await client.get("/metrics")).text
+        metrics = await worker.metrics(client)
     assert job["status"] == "completed", job
     assert job["result"] == "You said: count these words"
     assert job["progress"] == 1.0

@@ -7,16 +7,24 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
+
 from forge_app.config import Settings
 from forge_app.worker import build_worker
 
 
+class InProcessWorker:
+    async def metrics(self, client: httpx.AsyncClient) -> str:
+        """The worker shares this process's metrics registry, which the app serves."""
+        return (await client.get("/metrics")).text
+
+
 @asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[None]:
+async def running_worker(settings: Settings) -> AsyncIterator[InProcessWorker]:
     worker = build_worker(settings, burst=False, handle_signals=False, poll_delay=0.05)
     task = asyncio.create_task(worker.async_run())
     try:
-        yield
+        yield InProcessWorker()
     finally:
         await worker.close()
         task.cancel()
