@@ -79,7 +79,15 @@ pub(crate) fn check(
     stats: &mut SkillStats,
 ) {
     let text = file.text.strip_prefix('\u{feff}').unwrap_or(file.text);
-    let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches('\r')).collect();
+    // The frontmatter is short: stop at the closing line rather than splitting the whole file.
+    let mut lines: Vec<&str> = Vec::new();
+    for (i, l) in text.split('\n').enumerate() {
+        let l = l.trim_end_matches('\r');
+        lines.push(l);
+        if i > 0 && l.trim_end() == "---" || i == 0 && l.trim_end() != "---" {
+            break;
+        }
+    }
     let top = Pos { line: 1, col: 1 };
     let mut ctx = Ctx {
         file,
@@ -88,7 +96,12 @@ pub(crate) fn check(
     };
     let body_start = crate::markdown::body_start(file.text);
     let body = &file.text[body_start..];
-    stats.body_lines = body.lines().count();
+    stats.body_lines = if body.is_empty() {
+        0
+    } else {
+        file.index.line_count() - file.index.line(body_start) + 1
+            - usize::from(body.ends_with('\n'))
+    };
     stats.body_tokens = estimate_tokens(body);
     stats.metadata_tokens = estimate_tokens(&file.text[..body_start]);
     size_rules(&mut ctx, config, stats, body_start);

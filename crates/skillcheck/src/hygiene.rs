@@ -78,11 +78,11 @@ fn is_env_template(name: &str) -> bool {
         .any(|s| name.ends_with(s))
 }
 
-/// Well-known token shapes. Each alternative captures the whole token in group 1 after a
-/// left boundary, so `my_ghp_...` inside an identifier is not split.
+/// Well-known token shapes. The regex starts with literal prefixes so that the search is a
+/// fast literal scan; the boundaries around a token are checked in code ([`is_token_char`]).
 static SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"(?:^|[^A-Za-z0-9_\-])(",
+        r"(",
         r"sk-ant-(?:api|admin|oat)\d\d-[A-Za-z0-9_\-]{32,}",
         r"|sk-proj-[A-Za-z0-9_\-]{32,}",
         r"|sk-(?:svcacct|admin)-[A-Za-z0-9_\-]{32,}",
@@ -96,7 +96,7 @@ static SECRET: LazyLock<Regex> = LazyLock::new(|| {
         r"|(?:sk|rk)_live_[A-Za-z0-9]{24,}",
         r"|hf_[A-Za-z0-9]{34,}",
         r"|npm_[A-Za-z0-9]{36}",
-        r")(?:$|[^A-Za-z0-9_\-])",
+        r")",
     ))
     .expect("static regex")
 });
@@ -105,6 +105,10 @@ static PRIVATE_KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----\r?\n((?:[A-Za-z0-9+/=:\- ]*\r?\n){0,3})([A-Za-z0-9+/=]{40,})")
         .expect("static regex")
 });
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
 
 const PLACEHOLDER_WORDS: [&str; 10] = [
     "example",
@@ -172,9 +176,12 @@ fn mask(token: &str) -> String {
 
 fn secrets(path: &str, text: &str, sink: &mut Sink) {
     let mut found: Vec<(usize, usize, String, &'static str)> = Vec::new();
-    for cap in SECRET.captures_iter(text) {
-        let Some(m) = cap.get(1) else { continue };
-        if looks_live(m.as_str()) {
+    let bytes = text.as_bytes();
+    for m in SECRET.find_iter(text) {
+        // Part of a longer identifier (`my_ghp_...`, a 17th AWS character): not this token.
+        let glued_before = m.start() > 0 && is_token_char(bytes[m.start() - 1]);
+        let glued_after = bytes.get(m.end()).is_some_and(|&b| is_token_char(b));
+        if !glued_before && !glued_after && looks_live(m.as_str()) {
             found.push((m.start(), m.end(), mask(m.as_str()), "an API key or token"));
         }
     }
@@ -308,8 +315,7 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
         ] {
             let hits: Vec<_> = SECRET
-                .captures_iter(text)
-                .filter_map(|c| c.get(1))
+                .find_iter(text)
                 .filter(|m| looks_live(m.as_str()))
                 .collect();
             assert!(hits.is_empty(), "{text}: {hits:?}");
@@ -325,8 +331,7 @@ mod tests {
             "aws AKIAQ3EGTR7V2XNWZ5LM here",
         ] {
             let hits: Vec<_> = SECRET
-                .captures_iter(text)
-                .filter_map(|c| c.get(1))
+                .find_iter(text)
                 .filter(|m| looks_live(m.as_str()))
                 .collect();
             assert_eq!(hits.len(), 1, "{text}");

@@ -17,8 +17,9 @@ pub struct LineIndex {
 
 impl LineIndex {
     pub fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+        starts.push(0);
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
         LineIndex { starts }
     }
 
@@ -346,9 +347,9 @@ pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
             }
             Event::End(TagEnd::CodeBlock) => {
                 if let Some(block) = code.take() {
-                    for (i, l) in block.content.lines().enumerate() {
-                        push_code_paths(&mut doc.code_paths, l, block.content_line + i);
-                    }
+                    // Paths in a block are attributed to its first line: only reachability
+                    // uses them, and it needs no finer position.
+                    push_code_paths(&mut doc.code_paths, &block.content, block.content_line);
                     doc.code_blocks.push(block);
                 }
             }
@@ -380,16 +381,41 @@ fn fence_closed(source: &str) -> bool {
     }
 }
 
+/// Keeps the words of code that may name a file or folder of the skill: relative paths
+/// (`scripts/x.py`, `assets/tpl/`) and file names with an extension (`other.md`).
+/// A word is a maximal run of path characters, so `python scripts/x.py:12` yields
+/// `scripts/x.py`.
 fn push_code_paths(out: &mut Vec<CodePath>, code: &str, line: usize) {
-    for word in code.split(|c: char| {
-        c.is_whitespace()
-            || matches!(
-                c,
-                '"' | '\'' | '`' | '=' | '(' | ')' | ',' | '<' | '>' | '[' | ']'
-            )
-    }) {
-        let word = word.trim_end_matches(['.', ':', ';']);
-        if word.contains('/') || word.contains('.') {
+    let bytes = code.as_bytes();
+    let is_path_byte = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'@' | b'+' | b'%')
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_path_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut has_slash = false;
+        let mut last_dot = None;
+        while i < bytes.len() && is_path_byte(bytes[i]) {
+            match bytes[i] {
+                b'/' => has_slash = true,
+                b'.' => last_dot = Some(i),
+                _ => {}
+            }
+            i += 1;
+        }
+        // A URL (`https://...`) is not a path of the skill.
+        if bytes.get(i) == Some(&b':') && bytes.get(i + 1) == Some(&b'/') {
+            continue;
+        }
+        let word = code[start..i].trim_end_matches('.');
+        let end = start + word.len();
+        let has_ext = last_dot.is_some_and(|d| d > start && d < end && end - d <= 9);
+        if word.len() >= 3 && word.len() <= 200 && !word.starts_with('-') && (has_slash || has_ext)
+        {
             out.push(CodePath {
                 token: word.to_string(),
                 line,

@@ -212,13 +212,13 @@ impl SkillSource {
         if path.is_empty() {
             return true;
         }
-        let prefix = format!("{path}/");
-        let start = self
-            .files
-            .partition_point(|f| f.path.as_str() < prefix.as_str());
-        self.files
-            .get(start)
-            .is_some_and(|f| f.path.starts_with(&prefix))
+        // Files under `path/` sort after `path` and after siblings like `path-x` or `path.md`
+        // (`-` and `.` sort before `/`), all of which start with `path`.
+        let start = self.files.partition_point(|f| f.path.as_str() < path);
+        self.files[start..]
+            .iter()
+            .take_while(|f| f.path.starts_with(path))
+            .any(|f| f.path.as_bytes().get(path.len()) == Some(&b'/'))
     }
 
     /// Total bytes of all files.
@@ -278,7 +278,8 @@ impl DirWalker<'_> {
                     continue;
                 }
             };
-            let (real, meta) = if meta.file_type().is_symlink() {
+            let via_symlink = meta.file_type().is_symlink();
+            let (real, meta) = if via_symlink {
                 let shown = fs::read_link(&path)
                     .map(|t| t.display().to_string())
                     .unwrap_or_default();
@@ -309,8 +310,8 @@ impl DirWalker<'_> {
             };
             let ft = meta.file_type();
             if ft.is_dir() {
-                let canonical = fs::canonicalize(&real)?;
-                if self.visited.insert(canonical) {
+                // Only a symlinked folder can lead back up the tree: `real` is canonical then.
+                if !via_symlink || self.visited.insert(real.clone()) {
                     self.walk(&real, &rel_path)?;
                 }
             } else if ft.is_file() {
