@@ -11,6 +11,24 @@ from forge_app_platform.broker import create_broker
 from notification_service.config import Settings
 
 
+async def publish_when_subscribed(settings: Settings, *envelopes: Envelope) -> None:
+    """The service's consumer subscribes at start-up; brokers that refuse unroutable
+    events (RabbitMQ) accept them once it has."""
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                try:
+                    for envelope in envelopes:
+                        await broker.publish(TOPIC_USERS, envelope)
+                    return
+                except Exception:
+                    await asyncio.sleep(0.2)
+    finally:
+        await broker.close()
+
+
 def consumed(outcome: str) -> float:
     value = REGISTRY.get_sample_value(
         "events_consumed_total",
@@ -27,14 +45,9 @@ async def test_an_event_delivered_twice_is_applied_once(
         UserRegistered(user_id=user_id, email="n@example.com", display_name="Nia"),
         producer="test",
     )
-    broker = create_broker(settings)
-    await broker.start()
     duplicates_before = consumed("duplicate")
-    try:
-        await broker.publish(TOPIC_USERS, envelope)
-        await broker.publish(TOPIC_USERS, envelope)  # what a relay crash can cause
-    finally:
-        await broker.close()
+    # Twice: what a relay that crashed between publishing and marking the row causes.
+    await publish_when_subscribed(settings, envelope, envelope)
     token, _ = app.state.runtime.tokens.issue(str(user_id))
     headers = {"authorization": f"Bearer {token}"}
     async with asyncio.timeout(15):
@@ -47,16 +60,10 @@ async def test_an_event_delivered_twice_is_applied_once(
 async def test_an_unknown_event_version_is_dead_lettered(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    broker = create_broker(settings)
-    await broker.start()
     before = consumed("dead_lettered")
-    try:
-        await broker.publish(
-            TOPIC_USERS,
-            Envelope(type="user.registered", schema_version=99, producer="test", data={}),
-        )
-    finally:
-        await broker.close()
+    await publish_when_subscribed(
+        settings, Envelope(type="user.registered", schema_version=99, producer="test", data={})
+    )
     # CONSUMER_MAX_DELIVERIES=1 in this test run: the first failure dead-letters it.
     async with asyncio.timeout(15):
         while consumed("dead_lettered") < before + 1:

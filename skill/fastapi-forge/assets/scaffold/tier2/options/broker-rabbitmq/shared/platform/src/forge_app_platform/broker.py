@@ -1,11 +1,13 @@
 """RabbitMQ through aio-pika: a durable topic exchange, one quorum queue per consuming
 service and topic, publisher confirms.
 
-The queue's `x-delivery-limit` counts redeliveries (a rejected event, or one whose
-consumer died before acknowledging); past it RabbitMQ routes the event to the dead-letter
-exchange, which feeds `<group>.<topic>.dlq`. Acknowledgements go out after the batch:
-events of a consumer killed mid-batch come back, and the handlers' inbox skips those
-already applied.
+Publishing is mandatory: an event no queue is bound to yet (no consumer ever started) is
+returned as an error, so the outbox keeps it and the relay retries. A failed event is
+requeued until it has been delivered CONSUMER_MAX_DELIVERIES times, then rejected to the
+dead-letter exchange, which feeds `<group>.<topic>.dlq`; the queue's `x-delivery-limit`
+does the same for deliveries that die with their consumer. Acknowledgements go out after
+the batch: events of a consumer killed mid-batch come back, and the handlers' inbox skips
+those already applied.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ class RabbitMQBroker:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.settings.broker_url)
-        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
         self._exchange = await self._channel.declare_exchange(
             EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
@@ -70,6 +74,7 @@ class RabbitMQBroker:
                 type=envelope.type,
             ),
             routing_key=topic,
+            mandatory=True,
         )
 
     async def consume(self, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:
@@ -80,7 +85,9 @@ class RabbitMQBroker:
         queue_name = f"{group}.{topic}"
         exchange = await channel.get_exchange(EXCHANGE)
         dead_letters = await channel.declare_queue(
-            dead_letter_topic(queue_name), durable=True, arguments={"x-queue-type": "quorum"}
+            dead_letter_topic(queue_name),
+            durable=True,
+            arguments={"x-queue-type": "quorum"},
         )
         await dead_letters.bind(DEAD_LETTER_EXCHANGE, routing_key=queue_name)
         queue = await channel.declare_queue(
@@ -88,7 +95,8 @@ class RabbitMQBroker:
             durable=True,
             arguments={
                 "x-queue-type": "quorum",
-                "x-delivery-limit": self.settings.consumer_max_deliveries - 1,
+                # Backstop for deliveries that never reach a handler (a crash loop).
+                "x-delivery-limit": self.settings.consumer_max_deliveries,
                 "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
                 "x-dead-letter-routing-key": queue_name,
             },
@@ -117,7 +125,11 @@ class RabbitMQBroker:
         return batch
 
     async def _handle_batch(
-        self, topic: str, group: str, batch: list[AbstractIncomingMessage], handle: Handler
+        self,
+        topic: str,
+        group: str,
+        batch: list[AbstractIncomingMessage],
+        handle: Handler,
     ) -> None:
         done: list[AbstractIncomingMessage] = []
         for message in batch:
@@ -133,9 +145,14 @@ class RabbitMQBroker:
             except Exception:
                 EVENTS_CONSUMED.labels(topic, group, "failed").inc()
                 log.exception("event %s (%s) failed", envelope.event_id, envelope.type)
-                await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                # Requeued and counted; past x-delivery-limit RabbitMQ dead-letters it.
-                await message.nack(requeue=True)
+                # Quorum queues count earlier deliveries in x-delivery-count.
+                earlier = int(str(message.headers.get("x-delivery-count", 0)))
+                if earlier + 1 >= self.settings.consumer_max_deliveries:
+                    EVENTS_CONSUMED.labels(topic, group, "dead_lettered").inc()
+                    await message.reject(requeue=False)  # to the dead-letter exchange
+                else:
+                    await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                    await message.nack(requeue=True)
                 continue
             done.append(message)
         for message in done:
