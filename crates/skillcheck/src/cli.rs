@@ -344,8 +344,12 @@ fn lint_command(args: &LintArgs) -> anyhow::Result<u8> {
         && std::env::var_os("NO_COLOR").is_none();
     let mut out = String::new();
     if args.diff {
-        for f in &fixes {
-            out.push_str(&fix::unified_diff(f));
+        let diff: String = fixes.iter().map(fix::unified_diff).collect();
+        // Machine formats keep stdout parseable: the diff goes to stderr there.
+        if args.format == Format::Human {
+            out.push_str(&diff);
+        } else {
+            eprint!("{diff}");
         }
     }
     out.push_str(&render::render(
