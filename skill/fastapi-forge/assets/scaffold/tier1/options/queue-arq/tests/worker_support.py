@@ -26,7 +26,9 @@ async def running_worker(settings: Settings) -> AsyncIterator[InProcessWorker]:
     try:
         yield InProcessWorker()
     finally:
-        await worker.close()
+        # close() gathers the job tasks it cancels; their CancelledError is expected.
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
