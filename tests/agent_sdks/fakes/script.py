@@ -1,6 +1,6 @@
 """The one conversation every fake provider plays, whatever its wire format.
 
-Turn 1: the model asks for the runner's `word_count` tool. Turn 2 (the request carries the
+Turn 1: the model asks for the runner's `count_words` tool. Turn 2 (the request carries the
 tool's result): the model streams a final answer quoting that result, so a test can tell
 the agent really executed the tool and sent its output back. A request without tools (an
 SDK's side request, such as a title) gets a one-word answer. Each answer reports its own
@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-TOOL_NAME = "word_count"
+TOOL_NAME = "count_words"
 TOOL_ARGUMENTS = {"text": "agents stream tokens"}
-# word_count("agents stream tokens") in every runner's demo tool.
+# count_words("agents stream tokens") in every runner's demo tool.
 TOOL_OUTPUT = "3"
 FINAL_TEXT_PARTS = ["The text ", "has ", TOOL_OUTPUT, " words."]
 FINAL_TEXT = "".join(FINAL_TEXT_PARTS)
@@ -38,7 +38,7 @@ class Turn:
     usage: TokenUsage
     text_parts: list[str] = field(default_factory=list)
     call_id: str = ""
-    # The tool's name as the SDK declared it (some prefix it, e.g. `mcp__forge__word_count`).
+    # The tool's name as the SDK declared it (some prefix it, e.g. `mcp__forge__count_words`).
     tool_name: str = ""
 
 

@@ -35,8 +35,8 @@ TOOL_SERVER = "forge"
 TOOL_PREFIX = f"mcp__{TOOL_SERVER}__"
 
 
-@tool("word_count", "Count the words in a text.", {"text": str})
-async def word_count(args: dict[str, Any]) -> dict[str, Any]:
+@tool("count_words", "Count the words in a text.", {"text": str})
+async def count_words(args: dict[str, Any]) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": str(len(args["text"].split()))}]}
 
 
@@ -45,7 +45,7 @@ class ClaudeAgentRunner:
 
     def __init__(self, settings: Settings, tools: list[Any] | None = None) -> None:
         self._settings = settings
-        self._tools = tools if tools is not None else [word_count]
+        self._tools = tools if tools is not None else [count_words]
 
     def _options(self, request: AgentRequest, workdir: str) -> ClaudeAgentOptions:
         env = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
-class WordCount(BaseTool):
-    name: str = "word_count"
+class CountWords(BaseTool):
+    name: str = "count_words"
     description: str = "Count the words in a text."
 
     def _run(self, text: str) -> str:
@@ -99,7 +99,7 @@ class CrewAIRunner:
             goal="Answer the user's request accurately.",
             backstory="A helpful assistant that uses its tools when they help.",
             llm=llm,
-            tools=[WordCount()],
+            tools=[CountWords()],
             max_iter=self._settings.agent_max_turns,
             max_retry_limit=0,
             verbose=False,

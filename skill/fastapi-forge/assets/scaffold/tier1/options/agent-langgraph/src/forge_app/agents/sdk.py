@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @tool
-def word_count(text: str) -> str:
+def count_words(text: str) -> str:
     """Count the words in a text."""
     return str(len(text.split()))
 
@@ -68,7 +68,7 @@ class LangGraphRunner:
 
     def __init__(self, settings: Settings, model: BaseChatModel | None = None) -> None:
         self._settings = settings
-        self._tools: list[BaseTool] = [word_count]
+        self._tools: list[BaseTool] = [count_words]
         self._graph = build_graph(model or anthropic_chat_model(settings), self._tools)
 
     def _graph_for(self, request: AgentRequest) -> CompiledStateGraph[Any]:

@@ -28,7 +28,7 @@ INSTRUCTIONS = "You are a helpful assistant. Use the tools when they help."
 
 
 @function_tool
-def word_count(text: str) -> str:
+def count_words(text: str) -> str:
     """Count the words in a text."""
     return str(len(text.split()))
 
@@ -38,7 +38,7 @@ class OpenAIAgentsRunner:
 
     def __init__(self, settings: Settings, tools: list[Tool] | None = None) -> None:
         self._settings = settings
-        self._tools = tools if tools is not None else [word_count]
+        self._tools = tools if tools is not None else [count_words]
         api_key = settings.agent_api_key.get_secret_value() if settings.agent_api_key else None
         # One client for the app's lifetime: it pools the connections to the provider.
         # No retries: the caller's timeout bounds the whole run, not each attempt.
