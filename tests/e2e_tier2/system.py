@@ -1,0 +1,326 @@
+"""The generated Tier 2 system as local processes: scaffold, one shared virtualenv, a
+database per service, services on fixed free ports (so a stopped one can come back on the
+same address behind the gateway)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from forge_testing import (
+    PIP_CACHE_DIR,
+    REPO_ROOT,
+    ManagedProcess,
+    free_port,
+    spawn,
+    throwaway_database,
+    wait_until,
+)
+
+SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
+NAME = "shop"
+JWT_SECRET = "e2e-tier2-secret-" + "x" * 40
+# (folder, import path, uvicorn extra args, gateway prefix)
+SERVICES = {
+    "user-service": ("user_service.main:create_app", "users"),
+    "notification-service": ("notification_service.main:create_app", "notify"),
+    "agent-service": ("agent_service.main:create_app", "agents"),
+}
+EDITABLE = [
+    "shared/common",
+    "shared/platform",
+    "services/user-service[dev]",
+    "services/notification-service[dev]",
+    "services/agent-service[dev]",
+    "gateway[dev]",
+]
+
+
+def run(
+    argv: list[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 1200,
+) -> str:
+    result = subprocess.run(
+        argv,
+        cwd=cwd,
+        env=dict(env) if env else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"exit {result.returncode} in {cwd}: {' '.join(argv)}\n{result.stdout}"
+        )
+    return result.stdout
+
+
+def base_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}
+        and not k.startswith("PYTEST_")
+    }
+    env["PIP_CACHE_DIR"] = str(PIP_CACHE_DIR)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def scaffold(parent: Path, broker: str) -> Path:
+    out = parent / f"{NAME}-{broker}"
+    run(
+        [
+            sys.executable,
+            str(SCAFFOLD),
+            "--tier",
+            "2",
+            "--name",
+            NAME,
+            "--broker",
+            broker,
+            "--out",
+            str(out),
+        ],
+        cwd=parent,
+        env=base_env(),
+    )
+    return out
+
+
+@dataclass
+class Venv:
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    def bin(self, name: str) -> Path:
+        return self.root / "bin" / name
+
+
+def install(project: Path, venv_dir: Path) -> Venv:
+    """ONE virtualenv for every service (the same dependency set everywhere), plus the
+    RabbitMQ and Kafka clients so those variants run or import from their sources."""
+    run([sys.executable, "-m", "venv", str(venv_dir)], cwd=project, env=base_env())
+    venv = Venv(venv_dir)
+    args = [
+        str(venv.python),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--progress-bar",
+        "off",
+    ]
+    for package in EDITABLE:
+        args += ["--editable", package]
+    # Clients of the other broker options, whose variants run or import from source.
+    run([*args, "aio-pika>=9.5.0", "aiokafka>=0.12.0"], cwd=project, env=base_env())
+    return venv
+
+
+@dataclass
+class Service:
+    name: str
+    app: str
+    port: int
+    cwd: Path
+    env: dict[str, str]
+    venv: Venv
+    log_dir: Path
+    process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, **extra_env: str) -> None:
+        argv = [
+            str(self.venv.python),
+            "-m",
+            "uvicorn",
+            "--factory",
+            self.app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+        ]
+        self.process = spawn(
+            self.name,
+            argv,
+            log_dir=self.log_dir,
+            cwd=self.cwd,
+            env={**self.env, **extra_env},
+        )
+
+        def ready() -> bool:
+            return httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200
+
+        wait_until(self.process, ready, "200 from /health/ready", 60)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, like a node that loses power."""
+        assert self.process is not None
+        self.process.signal_group(signal.SIGKILL)
+        self.process.popen.wait(10)
+
+
+@dataclass
+class System:
+    root: Path
+    venv: Venv
+    services: dict[str, Service] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=dict)
+    gateway: Service | None = None
+
+    def token(self, client: httpx.Client, email: str, password: str) -> str:
+        response = client.post(
+            "/users/auth/token", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+
+def source_path(project: Path) -> str:
+    """Import paths of a variant's own sources, ahead of the shared venv's editable ones."""
+    return os.pathsep.join(
+        str(project / p)
+        for p in (
+            "shared/common/src",
+            "shared/platform/src",
+            "services/user-service/src",
+            "services/notification-service/src",
+        )
+    )
+
+
+@contextmanager
+def running_system(
+    project: Path,
+    venv: Venv,
+    pg_admin_url: str,
+    broker_url: str,
+    log_dir: Path,
+    names: tuple[str, ...],
+    with_gateway: bool,
+    shadow_sources: bool = False,
+    **settings: str,
+) -> Iterator[System]:
+    system = System(root=project, venv=venv)
+    with ExitStack() as stack:
+        common = base_env() | {
+            "JWT_SECRET": JWT_SECRET,
+            "JWT_AUDIENCE": "forge-api",
+            "JWT_ISSUER": "forge-api",
+            "BROKER_URL": broker_url,
+            "OUTBOX_POLL_SECONDS": "0.1",
+            "CONSUMER_CLAIM_IDLE_MS": "2000",
+            "LOG_LEVEL": "WARNING",
+            "PATH": f"{venv.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            **settings,
+        }
+        if shadow_sources:
+            common["PYTHONPATH"] = source_path(project)
+        for name in names:
+            app, _prefix = SERVICES[name]
+            db = stack.enter_context(
+                throwaway_database(pg_admin_url, prefix=f"e2e_{name[:5]}")
+            )
+            system.databases[name] = db
+            env = common | {"DATABASE_URL": db}
+            if name == "agent-service":
+                metrics_dir = log_dir / f"prom-{uuid.uuid4().hex[:6]}"
+                metrics_dir.mkdir(parents=True)
+                env |= {
+                    "AGENT_RUNNER": "fake",
+                    "REDIS_URL": broker_url,
+                    "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                    "RATE_LIMIT_REQUESTS": "1000",
+                }
+            cwd = project / "services" / name
+            run(
+                [str(venv.bin("alembic")), "upgrade", "head"],
+                cwd=cwd,
+                env=env,
+                timeout=120,
+            )
+            service = Service(name, app, free_port(), cwd, env, venv, log_dir)
+            stack.callback(service.stop)
+            service.start()
+            system.services[name] = service
+        if with_gateway:
+            routes = {
+                SERVICES[n][1]: f"http://127.0.0.1:{s.port}"
+                for n, s in system.services.items()
+            }
+            gateway_env = common | {
+                "SERVICES": json.dumps(routes),
+                "PUBLIC_PATHS": '["/users/auth"]',
+                "JWT_ISSUER": "forge-api",
+                "BREAKER_FAILURE_THRESHOLD": "3",
+                "BREAKER_OPEN_SECONDS": "2",
+                "RETRY_ATTEMPTS": "0",
+                "UPSTREAM_TIMEOUT_SECONDS": "5",
+            }
+            gateway = Service(
+                "gateway",
+                "microservice_gateway:create_app",
+                free_port(),
+                project / "gateway",
+                gateway_env,
+                venv,
+                log_dir,
+            )
+            stack.callback(gateway.stop)
+            gateway.start()
+            system.gateway = gateway
+        yield system
+
+
+def rabbit_vhost() -> Iterator[str]:
+    """A vhost of this run's own on the machine's RabbitMQ, deleted afterwards."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl, "rabbitmqctl missing: run scripts/rabbitmq ensure"
+    vhost = f"forge-e2e-{uuid.uuid4().hex[:8]}"
+    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, timeout=60)
+    try:
+        subprocess.run(
+            [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            timeout=60,
+        )
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=False, timeout=60)
+
+
+def wait_for(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f}s")
+        time.sleep(0.1)
