@@ -39,8 +39,10 @@ def test_kafka_variant_imports_against_aiokafka(tier2: Build) -> None:
         [
             str(tier2.venv.python),
             "-c",
-            "import shop_platform.broker as b, notification_service.main, user_service.main; "
-            "print(type(b.create_broker).__name__, b.bootstrap_servers('kafka://k:9092'))",
+            (
+                "import shop_platform.broker as b, notification_service.main, user_service.main; "
+                "print(type(b.create_broker).__name__, b.bootstrap_servers('kafka://k:9092'))"
+            ),
         ],
         cwd=tier2.kafka_project,
         env=env,
