@@ -3,6 +3,9 @@ on these machines) is checked by ruff and by importing it against the real aioka
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from forge_testing import throwaway_database
 
@@ -75,3 +78,33 @@ def test_service_tests(
             cwd=tier2.redis_project / "services" / service,
             env=env,
         )
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq", "kafka"])
+def test_deploy_files_validate(tier2: Build, broker: str) -> None:
+    """Compose files against the compose-spec schema, manifests against Kubernetes 1.31
+    schemas (offline: no Docker engine or cluster here)."""
+    import kubernetes_validate
+    import yaml
+
+    project = {
+        "redis": tier2.redis_project,
+        "rabbitmq": tier2.rabbit_project,
+        "kafka": tier2.kafka_project,
+    }[broker]
+    compose_files = sorted(str(p) for p in project.glob("docker-compose*.yml"))
+    assert len(compose_files) == (2 if broker == "redis" else 3)
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", *compose_files],
+        cwd=project,
+    )
+    kinds = []
+    for manifest in sorted((project / "k8s").glob("*.yaml")):
+        if manifest.name == "kustomization.yaml":
+            continue
+        for document in yaml.safe_load_all(manifest.read_text()):
+            kubernetes_validate.validate(document, "1.31.0", strict=True)
+            kinds.append((document["kind"], document["metadata"]["name"]))
+    for service in ("gateway", "user-service", "notification-service", "agent-service"):
+        assert ("Deployment", service) in kinds and ("Service", service) in kinds

@@ -58,7 +58,10 @@ BROKERS = ("redis", "rabbitmq", "kafka")
 # Tier 2's agent-service is a Tier 1 project with these options (compose runs its ARQ worker).
 TIER2_AGENT_SERVICE = {"db": "postgres", "auth": "jwt", "queue": "arq", "deploy": "compose"}
 # Skill templates copied into the Tier 2 output, so the system runs the same gateway code.
-TIER2_TEMPLATES = {"gateway/microservice_gateway.py": "microservice_gateway.py"}
+TIER2_TEMPLATES = {
+    "gateway/microservice_gateway.py": "microservice_gateway.py",
+    "k8s/gateway.yaml": "k8s_deployment.yaml",
+}
 
 
 class ScaffoldError(Exception):
