@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -119,3 +120,18 @@ async def test_metrics_are_aggregated_across_uvicorn_workers(
                 text,
             )
             assert sum(float(count) for count in counts) == 20, text
+
+
+async def test_logs_are_json_lines_with_the_request_id(
+    make_settings: SettingsFactory, capfd: pytest.CaptureFixture[str]
+) -> None:
+    async with app_client(make_settings(log_json=True)) as client:
+        await client.get("/health", headers={"X-Request-ID": "log-check-7"})
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    access = [r for r in records if r.get("event") == "request" and r.get("path") == "/health"]
+    assert access, lines
+    assert access[-1]["request_id"] == "log-check-7"
+    assert access[-1]["status"] == 200
+    assert access[-1]["level"] == "info"
+    assert "timestamp" in access[-1]
