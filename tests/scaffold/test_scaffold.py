@@ -61,9 +61,8 @@ def test_bad_options_are_usage_errors(args: list[str], tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("tier", ["2", "3"])
-def test_later_tiers_point_to_the_references(tier: str, tmp_path: Path) -> None:
-    result = scaffold("--tier", tier, "--out", tmp_path / "out")
+def test_tier_3_points_to_the_references(tmp_path: Path) -> None:
+    result = scaffold("--tier", "3", "--out", tmp_path / "out")
     assert result.returncode == 2
     assert "not available" in result.stderr
     assert "references/" in result.stderr
