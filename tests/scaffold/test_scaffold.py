@@ -154,3 +154,19 @@ def test_agent_none_has_no_agent_code(tmp_path: Path) -> None:
     assert not (out / "src" / "plain" / "agents").exists()
     dependencies = tomllib.loads((out / "pyproject.toml").read_text())["project"]["dependencies"]
     assert not [dep for dep in dependencies if dep.startswith("arq")]
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [(SCRIPT, "py310"), (Path(__file__), "py311")],
+    ids=["scaffold_fastapi.py", "test_scaffold.py"],
+)
+def test_scaffold_code_is_ruff_clean(path: Path, target: str) -> None:
+    # The generated projects' settings: line length 100; the script also runs on 3.10.
+    common = ["--isolated", "--line-length", "100", "--target-version", target]
+    check = [*common, "--select", "E,F,W,I,UP,B,SIM,RUF"]
+    for args in (["check", *check, str(path)], ["format", "--check", *common, str(path)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

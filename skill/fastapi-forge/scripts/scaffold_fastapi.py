@@ -301,7 +301,9 @@ def build_tier2_plan(args: argparse.Namespace) -> Plan:
         plan.files[target] = merged.encode("utf-8")
     check_rendered(plan, project, package)
 
-    agent_args = argparse.Namespace(**{**vars(args), **TIER2_AGENT_SERVICE, "name": "agent-service"})
+    agent_args = argparse.Namespace(
+        **{**vars(args), **TIER2_AGENT_SERVICE, "name": "agent-service"}
+    )
     agent = build_plan(agent_args)
     for relative, content in agent.files.items():
         if relative != "docker-compose.yml":  # the system's compose file runs it
