@@ -14,11 +14,43 @@ use crate::source::SkillSource;
 const MAX_UPLOAD_FILES: usize = 200;
 const MAX_UPLOAD_BYTES: u64 = 30 * 1000 * 1000;
 
+/// Folders of tool caches and environments: reported once per folder, never shipped.
+const CACHE_DIRS: [(&str, &str); 8] = [
+    ("__pycache__", "Python bytecode cache"),
+    (".mypy_cache", "mypy cache"),
+    (".ruff_cache", "ruff cache"),
+    (".pytest_cache", "pytest cache"),
+    (".ipynb_checkpoints", "Jupyter checkpoints folder"),
+    (".tox", "tox environments folder"),
+    (".venv", "virtual environment"),
+    ("node_modules", "node_modules folder"),
+];
+
+/// The cache folder a path lies in, if any: (folder path, what it is).
+fn cache_dir(path: &str) -> Option<(&str, &'static str)> {
+    let mut offset = 0;
+    for component in path.split('/') {
+        let end = offset + component.len();
+        if end < path.len()
+            && let Some((_, what)) = CACHE_DIRS.iter().find(|(name, _)| *name == component)
+        {
+            return Some((&path[..end], what));
+        }
+        offset = end + 1;
+    }
+    None
+}
+
+/// Whether HYG001 reports this file (other rules then leave it alone).
+pub(crate) fn is_unwanted(path: &str) -> bool {
+    cache_dir(path).is_some() || unwanted(path).is_some()
+}
+
 pub(crate) fn check(source: &SkillSource, target: Target, sink: &mut Sink) {
-    let mut pycache_dirs = std::collections::BTreeSet::new();
+    let mut cache_dirs = std::collections::BTreeMap::new();
     for file in &source.files {
-        if let Some(i) = file.path.find("__pycache__/") {
-            pycache_dirs.insert(&file.path[..i + "__pycache__".len()]);
+        if let Some((dir, what)) = cache_dir(&file.path) {
+            cache_dirs.insert(dir, what);
             continue;
         }
         if let Some(why) = unwanted(&file.path) {
@@ -36,15 +68,20 @@ pub(crate) fn check(source: &SkillSource, target: Target, sink: &mut Sink) {
             secrets(&file.path, text, sink);
         }
     }
-    for dir in pycache_dirs {
+    for (dir, what) in cache_dirs {
+        let help = if dir.ends_with("__pycache__") {
+            "delete the folder; set PYTHONDONTWRITEBYTECODE=1 when running the scripts"
+        } else {
+            "delete the folder; keep tool caches outside the skill (or ignore them in version control)"
+        };
         sink.emit(
             &rules::UNWANTED_FILE,
             Diagnostic::new(
                 &rules::UNWANTED_FILE,
                 dir,
-                "Python bytecode cache must not ship with the skill",
+                format!("{what} must not ship with the skill"),
             )
-            .help("delete the folder; set PYTHONDONTWRITEBYTECODE=1 when running the scripts"),
+            .help(help),
         );
     }
     if target == Target::ClaudeAi {
@@ -354,5 +391,11 @@ mod tests {
         assert!(unwanted(".DS_Store").is_some());
         assert!(unwanted("x.py.swp").is_some());
         assert!(unwanted("notes.md").is_none());
+        assert_eq!(
+            cache_dir("assets/t/.mypy_cache/3.11/x.db"),
+            Some(("assets/t/.mypy_cache", "mypy cache"))
+        );
+        assert_eq!(cache_dir("assets/__pycache__"), None);
+        assert!(is_unwanted("a/__pycache__/m.pyc") && !is_unwanted("a/m.py"));
     }
 }

@@ -761,6 +761,7 @@ fn reachability(resolver: &Resolver, sink: &mut Sink) {
     for f in &source.files {
         if REACHABLE_DIRS.iter().any(|d| f.path.starts_with(d))
             && !reached.contains(f.path.as_str())
+            && !hygiene::is_unwanted(&f.path)
         {
             sink.emit(
                 &rules::ORPHAN_FILE,
