@@ -13,7 +13,17 @@ def test_runner_checks_pass_with_the_real_sdk(sdk: str) -> None:
     python = ensure_sdk_venv(sdk)
     checks = HERE / "runner_checks"
     done = subprocess.run(
-        [str(python), "-m", "pytest", "-c", str(checks / "pytest.ini"), "-q", "-p", "no:warnings", str(checks / f"{sdk}_checks.py")],
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-c",
+            str(checks / "pytest.ini"),
+            "-q",
+            "-p",
+            "no:warnings",
+            str(checks / f"{sdk}_checks.py"),
+        ],
         cwd=HERE,
         capture_output=True,
         text=True,

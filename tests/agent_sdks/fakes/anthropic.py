@@ -35,7 +35,14 @@ def _usage(turn: Turn) -> dict[str, int]:
 
 def _content(turn: Turn) -> list[dict[str, Any]]:
     if turn.kind == "tool_call":
-        return [{"type": "tool_use", "id": turn.call_id, "name": turn.tool_name, "input": TOOL_ARGUMENTS}]
+        return [
+            {
+                "type": "tool_use",
+                "id": turn.call_id,
+                "name": turn.tool_name,
+                "input": TOOL_ARGUMENTS,
+            }
+        ]
     return [{"type": "text", "text": "".join(turn.text_parts)}]
 
 
@@ -66,7 +73,10 @@ def _events(turn: Turn, message_id: str) -> list[bytes]:
         deltas = [{"type": "text_delta", "text": part} for part in turn.text_parts]
         stop_reason = "end_turn"
     events.append(
-        sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start")
+        sse(
+            {"type": "content_block_start", "index": 0, "content_block": block},
+            "content_block_start",
+        )
     )
     events += [
         sse({"type": "content_block_delta", "index": 0, "delta": d}, "content_block_delta")

@@ -31,7 +31,9 @@ class ScriptedChatModel(GenericFakeChatModel):
     hangups: Hangups = Field(default_factory=Hangups)
     messages: Iterator[AIMessage | str] = Field(default_factory=lambda: iter(()))
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+    def bind_tools(
+        self, tools: Sequence[Any], **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     async def _astream(
@@ -73,12 +75,23 @@ def _chunks(turn: Turn) -> list[ChatGenerationChunk]:
         # LangChain counts cache reads and writes in input_tokens; the Script doesn't.
         "input_tokens": u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
         "output_tokens": u.output_tokens,
-        "total_tokens": u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.output_tokens,
-        "input_token_details": {"cache_read": u.cache_read_tokens, "cache_creation": u.cache_write_tokens},
+        "total_tokens": u.input_tokens
+        + u.cache_read_tokens
+        + u.cache_write_tokens
+        + u.output_tokens,
+        "input_token_details": {
+            "cache_read": u.cache_read_tokens,
+            "cache_creation": u.cache_write_tokens,
+        },
     }
     metadata = {"model_name": turn.model}
     if turn.kind == "tool_call":
-        call = {"name": turn.tool_name, "args": json.dumps(TOOL_ARGUMENTS), "id": turn.call_id, "index": 0}
+        call = {
+            "name": turn.tool_name,
+            "args": json.dumps(TOOL_ARGUMENTS),
+            "id": turn.call_id,
+            "index": 0,
+        }
         messages = [AIMessageChunk(content="", tool_call_chunks=[call])]
     else:
         messages = [AIMessageChunk(content=part) for part in turn.text_parts]

@@ -28,7 +28,9 @@ class FakeOpenAI(FakeHTTPServer):
             return self._responses(request.json())
         if request.method == "POST" and request.path == "/v1/chat/completions":
             return self._chat(request.json())
-        return JsonReply({"error": {"message": f"no route {request.path}", "type": "invalid_request_error"}}, 404)
+        return JsonReply(
+            {"error": {"message": f"no route {request.path}", "type": "invalid_request_error"}}, 404
+        )
 
     # --- Responses API -------------------------------------------------------------------
 
@@ -38,11 +40,18 @@ class FakeOpenAI(FakeHTTPServer):
         turn = self.script.next_turn(
             body["model"],
             tool_names=[t.get("name", "") for t in body.get("tools", [])],
-            tool_output=str(outputs[-1]) if outputs and items[-1].get("type") == "function_call_output" else None,
+            tool_output=str(outputs[-1])
+            if outputs and items[-1].get("type") == "function_call_output"
+            else None,
         )
         n = len(self.script.played)
         if turn.kind == "tool_call":
-            item = {"type": "function_call", "id": f"fc_{n}", "call_id": turn.call_id, "name": turn.tool_name}
+            item = {
+                "type": "function_call",
+                "id": f"fc_{n}",
+                "call_id": turn.call_id,
+                "name": turn.tool_name,
+            }
             done_item = {**item, "arguments": ARGUMENTS, "status": "completed"}
         else:
             item = {"type": "message", "id": f"msg_{n}", "role": "assistant"}
@@ -54,23 +63,49 @@ class FakeOpenAI(FakeHTTPServer):
         seq = iter(range(10_000))
         events = [
             {"type": "response.created", "response": _response(turn, n, "in_progress", [])},
-            {"type": "response.output_item.added", "output_index": 0, "item": {**item, "status": "in_progress", **(
-                {"arguments": ""} if turn.kind == "tool_call" else {"content": []})}},
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {
+                    **item,
+                    "status": "in_progress",
+                    **({"arguments": ""} if turn.kind == "tool_call" else {"content": []}),
+                },
+            },
         ]
         where = {"item_id": item["id"], "output_index": 0}
         if turn.kind == "tool_call":
-            events += [{"type": "response.function_call_arguments.delta", **where, "delta": d} for d in _split(ARGUMENTS)]
-            events.append({"type": "response.function_call_arguments.done", **where, "name": turn.tool_name, "arguments": ARGUMENTS})
+            events += [
+                {"type": "response.function_call_arguments.delta", **where, "delta": d}
+                for d in _split(ARGUMENTS)
+            ]
+            events.append(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **where,
+                    "name": turn.tool_name,
+                    "arguments": ARGUMENTS,
+                }
+            )
             first_text = -1
         else:
             part = {**where, "content_index": 0}
             events.append({"type": "response.content_part.added", **part, "part": _output_text("")})
             first_text = len(events)
-            events += [{"type": "response.output_text.delta", **part, "delta": d, "logprobs": []} for d in turn.text_parts]
-            events.append({"type": "response.output_text.done", **part, "text": text, "logprobs": []})
-            events.append({"type": "response.content_part.done", **part, "part": _output_text(text)})
+            events += [
+                {"type": "response.output_text.delta", **part, "delta": d, "logprobs": []}
+                for d in turn.text_parts
+            ]
+            events.append(
+                {"type": "response.output_text.done", **part, "text": text, "logprobs": []}
+            )
+            events.append(
+                {"type": "response.content_part.done", **part, "part": _output_text(text)}
+            )
         events.append({"type": "response.output_item.done", "output_index": 0, "item": done_item})
-        events.append({"type": "response.completed", "response": _response(turn, n, "completed", [done_item])})
+        events.append(
+            {"type": "response.completed", "response": _response(turn, n, "completed", [done_item])}
+        )
         encoded = [sse({**e, "sequence_number": next(seq)}, e["type"]) for e in events]
         return StreamReply(encoded, self.script.stall_after(turn, first_text))
 
@@ -86,7 +121,11 @@ class FakeOpenAI(FakeHTTPServer):
         )
         n = len(self.script.played)
         head = {"id": f"chatcmpl-{n}", "created": int(time.time()), "model": turn.model}
-        call = {"id": turn.call_id, "type": "function", "function": {"name": turn.tool_name, "arguments": ARGUMENTS}}
+        call = {
+            "id": turn.call_id,
+            "type": "function",
+            "function": {"name": turn.tool_name, "arguments": ARGUMENTS},
+        }
         finish = "tool_calls" if turn.kind == "tool_call" else "stop"
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": None}
@@ -95,7 +134,14 @@ class FakeOpenAI(FakeHTTPServer):
             else:
                 message["content"] = "".join(turn.text_parts)
             choice = {"index": 0, "message": message, "finish_reason": finish}
-            return JsonReply({**head, "object": "chat.completion", "choices": [choice], "usage": _chat_usage(turn)})
+            return JsonReply(
+                {
+                    **head,
+                    "object": "chat.completion",
+                    "choices": [choice],
+                    "usage": _chat_usage(turn),
+                }
+            )
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
@@ -105,14 +151,24 @@ class FakeOpenAI(FakeHTTPServer):
         if turn.kind == "tool_call":
             first = {**call, "function": {"name": turn.tool_name, "arguments": ""}}
             chunks.append(chunk({"tool_calls": [{"index": 0, **first}]}))
-            chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": d}}]}) for d in _split(ARGUMENTS)]
+            chunks += [
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": d}}]})
+                for d in _split(ARGUMENTS)
+            ]
             first_text = -1
         else:
             first_text = len(chunks)
             chunks += [chunk({"content": part}) for part in turn.text_parts]
         chunks.append(chunk({}, finish))
         if body.get("stream_options", {}).get("include_usage"):
-            chunks.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": _chat_usage(turn)})
+            chunks.append(
+                {
+                    **head,
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "usage": _chat_usage(turn),
+                }
+            )
         encoded = [sse(c) for c in chunks] + [sse("[DONE]")]
         return StreamReply(encoded, self.script.stall_after(turn, first_text))
 
@@ -126,10 +182,16 @@ def _response(turn: Turn, n: int, status: str, output: list[dict[str, Any]]) -> 
     usage = {
         # As in the real API, input_tokens counts the cached ones too (the Script's don't).
         "input_tokens": u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
-        "input_tokens_details": {"cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens},
+        "input_tokens_details": {
+            "cached_tokens": u.cache_read_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+        },
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.output_tokens,
+        "total_tokens": u.input_tokens
+        + u.cache_read_tokens
+        + u.cache_write_tokens
+        + u.output_tokens,
     }
     return {
         "id": f"resp_{n}",

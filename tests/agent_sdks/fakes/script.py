@@ -53,7 +53,12 @@ class Script:
     calls: int = 0
 
     def next_turn(
-        self, model: str, *, tool_names: list[str], tool_output: str | None, cache_writes: bool = True
+        self,
+        model: str,
+        *,
+        tool_names: list[str],
+        tool_output: str | None,
+        cache_writes: bool = True,
     ) -> Turn:
         """`cache_writes=False` for wire formats without a cache-write figure."""
         self.calls += 1

@@ -24,7 +24,11 @@ def fake() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture
-def runner(runner_module: ModuleType, fake: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def runner(
+    runner_module: ModuleType, fake: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
     # The CLI keeps its config under $HOME; keep the tests' out of the real one.
     monkeypatch.setenv("HOME", str(tmp_path))
-    return runner_module.build_sdk_runner(RunnerSettings(agent_model=MODEL, agent_base_url=fake.url))
+    return runner_module.build_sdk_runner(
+        RunnerSettings(agent_model=MODEL, agent_base_url=fake.url)
+    )

@@ -42,7 +42,9 @@ def request(base: Any) -> Any:
 
 def usage_by_model(usages: list[Any]) -> dict[str, TokenUsage]:
     return {
-        u.model: TokenUsage(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens)
+        u.model: TokenUsage(
+            u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens
+        )
         for u in usages
     }
 
@@ -80,7 +82,9 @@ async def test_run_to_completion_gathers_the_stream(runner: Any, fake: Fake, bas
     assert usage_by_model(result.usage) == fake.script.reported()
 
 
-async def test_timeout_stops_the_run_and_closes_the_connection(runner: Any, fake: Fake, base: Any) -> None:
+async def test_timeout_stops_the_run_and_closes_the_connection(
+    runner: Any, fake: Fake, base: Any
+) -> None:
     fake.script.stall = "at_start"
     before = child_pids()
     with pytest.raises(TimeoutError):

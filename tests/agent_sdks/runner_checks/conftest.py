@@ -35,7 +35,9 @@ class RunnerSettings:
 
 
 @pytest.fixture(scope="module")
-def runner_module(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+def runner_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ModuleType:
     """`forge_app.agents.sdk` of the overlay named by the check module's `SDK`."""
     sdk: str = request.module.SDK
     root = tmp_path_factory.mktemp(f"forge_app_{sdk}")
@@ -44,7 +46,9 @@ def runner_module(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     (root / "forge_app" / "__init__.py").write_text("")
     (agents / "__init__.py").write_text("")
     shutil.copy(SCAFFOLD / "base" / "src" / "forge_app" / "agents" / "base.py", agents)
-    shutil.copy(SCAFFOLD / "options" / f"agent-{sdk}" / "src" / "forge_app" / "agents" / "sdk.py", agents)
+    shutil.copy(
+        SCAFFOLD / "options" / f"agent-{sdk}" / "src" / "forge_app" / "agents" / "sdk.py", agents
+    )
     sys.path.insert(0, str(root))
     return importlib.import_module("forge_app.agents.sdk")
 

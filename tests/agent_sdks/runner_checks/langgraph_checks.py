@@ -30,5 +30,9 @@ def fake(request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def runner(runner_module: ModuleType, fake: Any) -> Any:
     if isinstance(fake, ScriptedChatModel):
-        return runner_module.build_sdk_runner(RunnerSettings(agent_model=MODEL, agent_base_url=None), model=fake)
-    return runner_module.build_sdk_runner(RunnerSettings(agent_model=MODEL, agent_base_url=fake.url))
+        return runner_module.build_sdk_runner(
+            RunnerSettings(agent_model=MODEL, agent_base_url=None), model=fake
+        )
+    return runner_module.build_sdk_runner(
+        RunnerSettings(agent_model=MODEL, agent_base_url=fake.url)
+    )

@@ -24,4 +24,6 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def runner(runner_module: ModuleType, fake: FakeOpenAI) -> Any:
-    return runner_module.build_sdk_runner(RunnerSettings(agent_model=MODEL, agent_base_url=f"{fake.url}/v1"))
+    return runner_module.build_sdk_runner(
+        RunnerSettings(agent_model=MODEL, agent_base_url=f"{fake.url}/v1")
+    )

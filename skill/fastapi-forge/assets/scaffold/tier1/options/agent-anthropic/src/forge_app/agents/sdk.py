@@ -26,7 +26,12 @@ from claude_agent_sdk import (
     tool,
 )
 
-from .base import AgentChunk, AgentRequest, AgentRunner, Usage
+from .base import (
+    AgentChunk,
+    AgentRequest,
+    AgentRunner,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -150,4 +155,3 @@ def _text(block: ToolResultBlock) -> str:
 
 def build_sdk_runner(settings: Settings) -> AgentRunner:
     return ClaudeAgentRunner(settings)
-

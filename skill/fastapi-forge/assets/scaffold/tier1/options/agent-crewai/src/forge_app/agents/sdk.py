@@ -11,7 +11,10 @@ import json
 import os
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import (
+    TYPE_CHECKING,
+    Any,
+)
 
 import httpx
 
@@ -19,13 +22,18 @@ import httpx
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 
-from crewai import LLM, Agent, Crew, Task  # noqa: E402
-from crewai.events import ToolUsageFinishedEvent, crewai_event_bus  # noqa: E402
-from crewai.llms.hooks import BaseInterceptor  # noqa: E402
-from crewai.tools import BaseTool  # noqa: E402
-from crewai.types.streaming import StreamChunkType, ToolCallChunk  # noqa: E402
+from crewai import LLM, Agent, Crew, Task
+from crewai.events import ToolUsageFinishedEvent, crewai_event_bus
+from crewai.llms.hooks import BaseInterceptor
+from crewai.tools import BaseTool
+from crewai.types.streaming import StreamChunkType, ToolCallChunk
 
-from .base import AgentChunk, AgentRequest, AgentRunner, Usage  # noqa: E402
+from .base import (
+    AgentChunk,
+    AgentRequest,
+    AgentRunner,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -105,7 +113,9 @@ class CrewAIRunner:
             verbose=False,
         )
         # The prompt goes in as an input, so braces in it are never read as placeholders.
-        task = Task(description="{prompt}", expected_output="The answer to the request.", agent=agent)
+        task = Task(
+            description="{prompt}", expected_output="The answer to the request.", agent=agent
+        )
         return Crew(agents=[agent], tasks=[task], stream=True, verbose=False), agent, llm
 
     async def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]:
@@ -159,10 +169,14 @@ class CrewAIRunner:
 
 def _tool_call(call: ToolCallChunk) -> AgentChunk:
     arguments = json.loads(call.arguments) if call.arguments else {}
-    return AgentChunk("tool_call", data={"id": call.tool_id, "name": call.tool_name, "arguments": arguments})
+    return AgentChunk(
+        "tool_call", data={"id": call.tool_id, "name": call.tool_name, "arguments": arguments}
+    )
 
 
-def _drain(finished: asyncio.Queue[ToolUsageFinishedEvent], calls: dict[str, ToolCallChunk]) -> list[AgentChunk]:
+def _drain(
+    finished: asyncio.Queue[ToolUsageFinishedEvent], calls: dict[str, ToolCallChunk]
+) -> list[AgentChunk]:
     """tool_call + tool_result for each tool run that finished, paired with its call."""
     chunks: list[AgentChunk] = []
     while not finished.empty():

@@ -10,12 +10,25 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
-from langchain_core.tools import BaseTool, tool
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    ToolMessage,
+)
+from langchain_core.tools import (
+    BaseTool,
+    tool,
+)
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from .base import AgentChunk, AgentRequest, AgentRunner, Usage
+from .base import (
+    AgentChunk,
+    AgentRequest,
+    AgentRunner,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -88,10 +101,11 @@ class LangGraphRunner:
         try:
             async for mode, data in parts:
                 if mode == "messages":
+                    # Token by token, from the model node only (not from tools that call one).
                     message, metadata = data
-                    if isinstance(message, AIMessageChunk) and metadata.get("langgraph_node") == "model":
-                        if text := message.text:
-                            yield AgentChunk("text", text=text)
+                    from_model = metadata.get("langgraph_node") == "model"
+                    if from_model and isinstance(message, AIMessageChunk) and message.text:
+                        yield AgentChunk("text", text=message.text)
                     continue
                 for node, update in data.items():
                     for message in (update or {}).get("messages", []):
@@ -112,7 +126,9 @@ def _step_chunks(node: str, message: Any, usage: dict[str, Usage]) -> list[Agent
             for c in message.tool_calls
         ]
     if node == "tools" and isinstance(message, ToolMessage):
-        return [AgentChunk("tool_result", data={"id": message.tool_call_id, "output": message.text})]
+        return [
+            AgentChunk("tool_result", data={"id": message.tool_call_id, "output": message.text})
+        ]
     return []
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import (
+    TYPE_CHECKING,
+    Any,
+)
 
 from agents import (
     Agent,
@@ -19,7 +22,12 @@ from agents import (
 )
 from openai import AsyncOpenAI
 
-from .base import AgentChunk, AgentRequest, AgentRunner, Usage
+from .base import (
+    AgentChunk,
+    AgentRequest,
+    AgentRunner,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -97,10 +105,16 @@ def _chunk(event: object) -> AgentChunk | None:
     if event.name == "tool_called" and getattr(raw, "type", None) == "function_call":
         return AgentChunk(
             "tool_call",
-            data={"id": raw.call_id, "name": raw.name, "arguments": json.loads(raw.arguments or "{}")},
+            data={
+                "id": raw.call_id,
+                "name": raw.name,
+                "arguments": json.loads(raw.arguments or "{}"),
+            },
         )
     if event.name == "tool_output" and isinstance(raw, dict):
-        return AgentChunk("tool_result", data={"id": raw["call_id"], "output": str(event.item.output)})
+        return AgentChunk(
+            "tool_result", data={"id": raw["call_id"], "output": str(event.item.output)}
+        )
     return None
 
 
