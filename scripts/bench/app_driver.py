@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Starts the generated Tier 1 app (and the bare baseline) under uvicorn and measures them.
+
+    app_driver.py throughput --project DIR --package PKG [--rounds 3 --duration 15 ...]
+    app_driver.py sse        --project DIR --package PKG [--streams 1000 --hold 30]
+    app_driver.py robustness --project DIR --package PKG --schemathesis ST [--duration 30]
+
+Run with the generated project's own interpreter (its FastAPI and uvicorn); standard library
+only otherwise. Needs REDIS_URL in the environment (scripts/services start gives one) and
+`wrk` on PATH. Every server it starts listens on 127.0.0.1 and is stopped on the way out.
+Prints a JSON summary as its last line; exits 1 when a hard condition fails (errors, 5xx).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+JWT_SECRET = "bench-secret-" + "k" * 48
+
+
+def log(msg: str) -> None:
+    print(f"app_driver: {msg}", file=sys.stderr, flush=True)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint_jwt(audience: str, subject: str = "bench", ttl: int = 7200) -> str:
+    now = int(time.time())
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": subject, "iat": now, "exp": now + ttl, "aud": audience, "iss": audience}
+    body = b64url(json.dumps(claims).encode())
+    sig = hmac.new(JWT_SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{b64url(sig)}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`python -m uvicorn APP --workers N` on a free loopback port, in its own process group."""
+
+    def __init__(self, name: str, app: str, *, cwd: Path, env: dict[str, str], workers: int,
+                 factory: bool, log_dir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", str(workers)]
+        if factory:
+            argv.append("--factory")
+        self.log_path = log_dir / f"{name}.log"
+        self.log_file = self.log_path.open("w")
+        self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self.log_file,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.workers = workers
+        self._wait_ready()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.process.returncode}; "
+                                 f"log: {self.log_path}\n{self.log_path.read_text()[-3000:]}")
+            started = self.log_path.read_text(errors="replace").count("startup complete")
+            if started >= self.workers:
+                try:
+                    with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                        if r.status == 200:
+                            return
+                except (OSError, urllib.error.URLError):
+                    pass
+            time.sleep(0.3)
+        self.stop()
+        raise SystemExit(f"{self.name} not ready after {timeout:.0f}s; log: {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        pids = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (proc / "cmdline").read_bytes()
+            except (OSError, IndexError):
+                continue
+            if int(stat[1]) == self.process.pid and b"spawn_main" in cmdline:
+                pids.append(int(proc.name))
+        return pids
+
+    def workers_rss_kb(self) -> int:
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            m = re.search(r"VmRSS:\s+(\d+) kB", status)
+            total += int(m.group(1)) if m else 0
+        return total
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log_file.close()
+
+
+def app_env(args: argparse.Namespace, metrics_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}}
+    if "REDIS_URL" not in env:
+        raise SystemExit("REDIS_URL is not set (scripts/bench-app sets it from scripts/services)")
+    audience = args.package.replace("_", "-")
+    env.update(
+        APP_NAME=audience,
+        ENVIRONMENT="prod",
+        DOCS_ENABLED="true",
+        LOG_JSON="true",
+        JWT_SECRET=JWT_SECRET,
+        JWT_AUDIENCE=audience,
+        JWT_ISSUER=audience,
+        # High enough never to answer 429 during a run: the stack still does its Redis work.
+        RATE_LIMIT_REQUESTS=str(10**9),
+        RATE_LIMIT_WINDOW_SECONDS="60",
+        REDIS_KEY_PREFIX=f"bench{os.getpid()}:",
+        AGENT_RUNNER="fake",
+        FAKE_AGENT_DELAY_SECONDS=str(args.fake_delay),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    return env
+
+
+def start_full(args: argparse.Namespace, work: Path) -> Server:
+    metrics_dir = work / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    return Server("full", f"{args.package}.main:create_app", cwd=args.project,
+                  env=app_env(args, metrics_dir), workers=args.workers, factory=True,
+                  log_dir=work)
+
+
+def get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def to_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        raise ValueError(f"unknown wrk duration {text!r}")
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def run_wrk(url: str, token: str | None, *, threads: int, connections: int,
+            duration: int) -> dict[str, float]:
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+            "--timeout", "10s"]
+    if token:
+        argv += ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50_ms": to_ms(latency["50"]),
+        "p99_ms": to_ms(latency["99"]),
+        "socket_errors": sum(int(x) for x in socket_errors.groups()) if socket_errors else 0,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def throughput(args: argparse.Namespace, work: Path) -> int:
+    token = mint_jwt(args.package.replace("_", "-"))
+    full = start_full(args, work)
+    bare = Server("bare", "bare_app:app", cwd=HERE, env=dict(os.environ), workers=args.workers,
+                  factory=False, log_dir=work)
+    try:
+        status, body = get(f"{full.url}/me", token)
+        if status != 200 or json.loads(body).get("subject") != "bench":
+            raise SystemExit(f"full app: GET /me with the token gave {status} {body[:300]!r}")
+        if get(f"{full.url}/me")[0] != 401:
+            raise SystemExit("full app: GET /me without a token did not answer 401")
+        rounds: dict[str, list[dict[str, float]]] = {"bare": [], "full": []}
+        wrk = dict(threads=args.threads, connections=args.connections, duration=args.duration)
+        for name, server, tok in (("bare", bare, None), ("full", full, token)):
+            run_wrk(f"{server.url}/me", tok, threads=args.threads,
+                    connections=args.connections, duration=2)  # warm-up
+        for n in range(args.rounds):
+            for name, server, tok in (("bare", bare, None), ("full", full, token)):
+                before = loadavg()
+                result = run_wrk(f"{server.url}/me", tok, **wrk)
+                result |= {"load_before": before, "load_after": loadavg()}
+                rounds[name].append(result)
+                log(f"round {n + 1} {name}: {result['rps']:.0f} req/s, p50 "
+                    f"{result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
+                    f"non-2xx {result['non_2xx']}, socket errors {result['socket_errors']}, "
+                    f"load {before:.2f}->{result['load_after']:.2f}")
+    finally:
+        full.stop()
+        bare.stop()
+    summary: dict[str, object] = {"test": "throughput", "rounds": rounds, **wrk}
+    for name in ("bare", "full"):
+        summary[name] = {k: statistics.median(r[k] for r in rounds[name])
+                         for k in ("rps", "p50_ms", "p99_ms", "load_before", "load_after")}
+    ratio = summary["full"]["rps"] / summary["bare"]["rps"]  # type: ignore[index]
+    errors = sum(r["non_2xx"] + r["socket_errors"] for rs in rounds.values() for r in rs)
+    summary |= {"ratio": ratio, "errors": errors}
+    print(json.dumps(summary))
+    return 0 if errors == 0 else 1
+
+
+async def sse_stream(port: int, path: str, token: str, hold: float,
+                     stats: dict[str, int]) -> str | None:
+    """Holds one SSE stream for `hold` seconds. Returns None, or what went wrong."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout=30)
+    except (OSError, asyncio.TimeoutError) as e:
+        return f"connect: {e!r}"
+    counted = False
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+        status_line = head.split(b"\r\n", 1)[0].decode()
+        if " 200 " not in status_line + " " or b"text/event-stream" not in head.lower():
+            return f"answer: {status_line}"
+        stats["open"] += 1
+        counted = True
+        deadline = time.monotonic() + hold
+        events = 0
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout=min(left, 30))
+            except asyncio.TimeoutError:
+                if time.monotonic() >= deadline:
+                    break
+                return "read: no data for 30 s"
+            if not chunk:
+                return f"closed by the server after {events} events"
+            events += chunk.count(b"\nevent: ") + chunk.startswith(b"event: ")
+            if b"event: error" in chunk:
+                return "error event"
+            if b"event: done" in chunk:
+                return f"stream finished before the hold time ({events} events): lengthen it"
+        stats["events"] += events
+        return None
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
+        return f"read: {e!r}"
+    finally:
+        if counted:
+            stats["open"] -= 1
+        writer.close()
+
+
+async def sse_load(server: Server, token: str, args: argparse.Namespace) -> dict[str, object]:
+    words = max(10, int((args.hold + 15) / max(args.fake_delay, 0.01)))
+    prompt = "+".join(f"w{i}" for i in range(words))
+    path = f"/agents/run/stream?prompt={prompt}"
+    stats = {"open": 0, "events": 0}
+    idle_rss = server.workers_rss_kb()
+    tasks = []
+    started = time.monotonic()
+    # Open in batches so the listen backlog is never the bottleneck being measured.
+    for i in range(args.streams):
+        tasks.append(asyncio.create_task(sse_stream(server.port, path, token, args.hold, stats)))
+        if i % 100 == 99:
+            await asyncio.sleep(0.2)
+    peak_rss = idle_rss
+    peak_open = 0
+    while not all(t.done() for t in tasks):
+        await asyncio.sleep(1)
+        peak_rss = max(peak_rss, server.workers_rss_kb())
+        peak_open = max(peak_open, stats["open"])
+    results = [t.result() for t in tasks]
+    failures = [r for r in results if r is not None]
+    reasons: dict[str, int] = {}
+    for r in failures:
+        key = re.sub(r"\d+", "N", r)[:120]
+        reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "test": "sse", "streams": args.streams, "hold_s": args.hold,
+        "fake_delay_s": args.fake_delay, "errors": len(failures), "error_kinds": reasons,
+        "peak_open": peak_open, "events": stats["events"],
+        "elapsed_s": time.monotonic() - started,
+        "workers_rss_idle_kb": idle_rss, "workers_rss_peak_kb": peak_rss,
+        "kb_per_stream": (peak_rss - idle_rss) / args.streams,
+    }
+
+
+def sse(args: argparse.Namespace, work: Path) -> int:
+    token = mint_jwt(args.package.replace("_", "-"))
+    server = start_full(args, work)
+    try:
+        # Warm both workers up (imports, first requests) before the idle memory reading.
+        for _ in range(20):
+            get(f"{server.url}/me", token)
+        time.sleep(1)
+        before = loadavg()
+        summary = asyncio.run(sse_load(server, token, args))
+        summary |= {"load_before": before, "load_after": loadavg()}
+    finally:
+        server.stop()
+    print(json.dumps(summary))
+    return 0 if summary["errors"] == 0 else 1
+
+
+def robustness(args: argparse.Namespace, work: Path) -> int:
+    token = mint_jwt(args.package.replace("_", "-"))
+    server = start_full(args, work)
+    summary: dict[str, object] = {"test": "robustness"}
+    failed = False
+    try:
+        report = work / "schemathesis"
+        shutil.rmtree(report, ignore_errors=True)
+        argv = [args.schemathesis, "run", f"{server.url}/openapi.json",
+                "--header", f"Authorization: Bearer {token}",
+                "--checks", "not_a_server_error,response_schema_conformance",
+                "--max-examples", str(args.max_examples),
+                "--report", "junit", "--report-dir", str(report),
+                "--seed", "8", "--no-color"]
+        log("schemathesis: " + " ".join(a if "Bearer" not in a else "Authorization: Bearer ..."
+                                        for a in argv[1:]))
+        st = subprocess.run(argv, capture_output=True, text=True, env={
+            **os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"})
+        (work / "schemathesis.out").write_text(st.stdout + st.stderr)
+        print(st.stdout[-6000:], file=sys.stderr)
+        summary["schemathesis_exit"] = st.returncode
+        failed |= st.returncode != 0
+        before = loadavg()
+        result = run_wrk(f"{server.url}/me", token, threads=args.threads,
+                         connections=args.connections, duration=args.duration)
+        result |= {"load_before": before, "load_after": loadavg()}
+        summary["wrk"] = result
+        log(f"wrk {args.connections} connections {args.duration}s: {result}")
+        failed |= result["socket_errors"] > 0 or result["non_2xx"] > 0
+        summary["server_errors_in_log"] = server.log_path.read_text(errors="replace").count(
+            '"unhandled_error"')
+        failed |= bool(summary["server_errors_in_log"])
+    finally:
+        server.stop()
+    summary["passed"] = not failed
+    print(json.dumps(summary))
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("throughput", "sse", "robustness"))
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--package", required=True)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--hold", type=float, default=30)
+    parser.add_argument("--fake-delay", type=float, default=0.5)
+    parser.add_argument("--schemathesis", default="st")
+    parser.add_argument("--max-examples", type=int, default=50)
+    args = parser.parse_args()
+    # 1,000 streams need more descriptors than the usual soft limit of 1,024 (the servers
+    # inherit the raised limit too).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 65536), hard), hard))
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-app-"))
+    work.mkdir(parents=True, exist_ok=True)
+    return {"throughput": throughput, "sse": sse, "robustness": robustness}[args.command](
+        args, work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
