@@ -122,3 +122,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                     (f"server log: {process.name}", process.describe(200))
                 )
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A safety net: no server started by a test outlives the test run."""
+    for process in LIVE_PROCESSES:
+        process.stop()

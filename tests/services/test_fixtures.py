@@ -78,7 +78,7 @@ def test_uvicorn_with_two_workers_answers_from_both(
 def test_uvicorn_that_fails_at_startup_reports_its_log(tmp_path: Path) -> None:
     (tmp_path / "tiny.py").write_text(APP)
     with pytest.raises(StartupError, match="FAIL_AT_START is set"):
-        start_uvicorn(
+        server = start_uvicorn(
             "tiny:app",
             python=sys.executable,
             cwd=tmp_path,
@@ -88,6 +88,7 @@ def test_uvicorn_that_fails_at_startup_reports_its_log(tmp_path: Path) -> None:
             # With "auto", uvicorn takes a failing startup for missing lifespan support.
             extra_args=["--lifespan", "on"],
         )
+        server.stop()  # reached only if it wrongly started
 
 
 def test_private_redis_can_be_stopped(private_redis) -> None:
