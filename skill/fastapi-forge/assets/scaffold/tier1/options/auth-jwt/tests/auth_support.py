@@ -14,7 +14,12 @@ TEST_SECRET = "test-secret-long-enough-for-every-hmac-algorithm-0123456789abcdef
 
 @pytest.fixture(scope="session")
 def auth_settings() -> dict[str, Any]:
-    return {"jwt_secret": TEST_SECRET, "jwt_audience": "forge-app", "jwt_issuer": "forge-app"}
+    # One key per line: the project name replaces `forge-app` and may be much longer.
+    return {
+        "jwt_secret": TEST_SECRET,
+        "jwt_audience": "forge-app",
+        "jwt_issuer": "forge-app",
+    }
 
 
 @dataclass
