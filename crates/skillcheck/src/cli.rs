@@ -324,7 +324,7 @@ fn lint_command(args: &LintArgs) -> anyhow::Result<u8> {
             let planned = fix::plan(source, &done.report);
             if args.fix && !planned.is_empty() {
                 for f in &planned {
-                    fix::write_atomic(&f.disk_path, f.after.as_bytes()).map_err(|e| {
+                    crate::fsutil::write_atomic(&f.disk_path, f.after.as_bytes()).map_err(|e| {
                         anyhow::anyhow!("{}: cannot write the fix: {e}", f.disk_path.display())
                     })?;
                 }

@@ -1,7 +1,6 @@
 //! `--fix` and `--diff`: certain edits only, written atomically.
 
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use similar::TextDiff;
 
@@ -86,20 +85,6 @@ pub fn unified_diff(fix: &FileFix) -> String {
         .to_string()
 }
 
-/// Writes `contents` to `path` through a temporary file in the same folder and a rename, so
-/// that the file is either the old or the new version, never half-written. Keeps the mode.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let real = std::fs::canonicalize(path)?;
-    let dir = real.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    let perms = std::fs::metadata(&real)?.permissions();
-    std::fs::set_permissions(tmp.path(), perms)?;
-    tmp.persist(&real).map_err(|e| e.error)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,15 +105,5 @@ mod tests {
         };
         let (out, n) = apply_edits("abcdefg", &[&a, &b, &c]);
         assert_eq!((out.as_str(), n), (">abcdXfg", 2));
-    }
-
-    #[test]
-    fn atomic_write_replaces_contents_and_keeps_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f.md");
-        std::fs::write(&p, "old").unwrap();
-        write_atomic(&p, b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

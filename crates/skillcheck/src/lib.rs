@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod fix;
+pub mod fsutil;
 pub mod lint;
 pub mod markdown;
 pub mod pack;

@@ -126,6 +126,17 @@ impl SkillSource {
     /// read as that target; a symlink pointing outside, a fifo, socket, device or unreadable
     /// file, or a file over the limits, becomes a [`Rejected`] entry naming the path.
     pub fn from_dir(dir: &Path, limits: &ReadLimits) -> Result<SkillSource, SourceError> {
+        Self::from_dir_pruned(dir, limits, &mut |_, _| false)
+    }
+
+    /// [`SkillSource::from_dir`], never reading a path (file, folder or symlink) for which
+    /// `skip(relative_path, is_folder)` answers true: `pack` leaves out `node_modules/` or a
+    /// `.venv` symlink without walking into it or rejecting it.
+    pub fn from_dir_pruned(
+        dir: &Path,
+        limits: &ReadLimits,
+        skip: &mut dyn FnMut(&str, bool) -> bool,
+    ) -> Result<SkillSource, SourceError> {
         let io_err = |source| SourceError::Io {
             path: dir.to_path_buf(),
             source,
@@ -148,6 +159,7 @@ impl SkillSource {
             files: Vec::new(),
             rejected: Vec::new(),
             visited: HashSet::new(),
+            skip,
         };
         walker.visited.insert(root.clone());
         walker.walk(&root, "").map_err(io_err)?;
@@ -249,6 +261,7 @@ struct DirWalker<'a> {
     rejected: Vec<Rejected>,
     /// Canonical folders already walked, so symlinked folders cannot loop.
     visited: HashSet<PathBuf>,
+    skip: &'a mut dyn FnMut(&str, bool) -> bool,
 }
 
 impl DirWalker<'_> {
@@ -266,6 +279,10 @@ impl DirWalker<'_> {
                 format!("{rel}/{file_name}")
             };
             let path = entry.path();
+            let is_folder = entry.file_type().is_ok_and(|t| t.is_dir());
+            if (self.skip)(&rel_path, is_folder) {
+                continue;
+            }
             let meta = match fs::symlink_metadata(&path) {
                 Ok(m) => m,
                 Err(e) => {

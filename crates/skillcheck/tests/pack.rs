@@ -171,6 +171,8 @@ fn default_and_configured_exclusions_with_reasons() {
         &skill.join("skillcheck.toml"),
         "[pack]\nexclude = [\"*.log\"]\n",
     );
+    // A virtualenv symlinked from elsewhere is left out without being followed.
+    symlink(tmp.path(), skill.join("scripts/.venv")).unwrap();
     write(
         &skill.join(".skillignore"),
         "# work in progress\n/drafts/\n",
@@ -184,12 +186,13 @@ fn default_and_configured_exclusions_with_reasons() {
         "exclude .DS_Store (built-in exclusion: `.DS_Store`)",
         "exclude .env (built-in exclusion: `.env`)",
         "exclude .skillignore (built-in exclusion: `.skillignore`)",
-        "exclude .venv/bin/python (built-in exclusion: `.venv/`)",
-        "exclude drafts/idea.md (.skillignore:2: `/drafts/`)",
-        "exclude node_modules/x/index.js (built-in exclusion: `node_modules/`)",
+        "exclude .venv/ (built-in exclusion: `.venv/`)",
+        "exclude drafts/ (.skillignore:2: `/drafts/`)",
+        "exclude node_modules/ (built-in exclusion: `node_modules/`)",
         "exclude notes.log (skillcheck.toml [pack] exclude: `*.log`)",
         "exclude references/.guide.md.swp (built-in exclusion: `*.swp`)",
-        "exclude scripts/__pycache__/run.cpython-311.pyc (built-in exclusion: `*.pyc`)",
+        "exclude scripts/.venv (built-in exclusion: `.venv/`)",
+        "exclude scripts/__pycache__/ (built-in exclusion: `__pycache__/`)",
         "exclude scripts/old.pyc (built-in exclusion: `*.pyc`)",
         "exclude skillcheck.toml (built-in exclusion: `skillcheck.toml`)",
         "3 files, ",

@@ -11,7 +11,7 @@ use crate::lint::Options;
 use crate::render;
 
 use super::compare::{Change, compare};
-use super::{Package, Plan, build, default_output, plan, shipped_files, write_atomically};
+use super::{Package, Plan, build, default_output, plan, shipped_files, write_package};
 
 /// 0: done / up to date / no differences; 1: lint errors, stale package or differences.
 const EXIT_OK: u8 = 0;
@@ -137,7 +137,7 @@ pub fn pack_command(args: &PackArgs) -> anyhow::Result<u8> {
     if args.check {
         return check(&plan, &package, &output, &config, args.format);
     }
-    write_atomically(&output, &package.bytes)?;
+    write_package(&output, &package.bytes)?;
     match args.format {
         OutputFormat::Human => println!(
             "packed {} -> {}\n  {} entries, {} bytes ({} uncompressed)\n  sha256 {}",

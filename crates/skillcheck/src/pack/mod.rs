@@ -10,7 +10,7 @@ pub mod compare;
 pub mod select;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::diag::Report;
 use crate::lint::{Options, lint_skill};
-use crate::source::{Origin, Rejected, SkillFile, SkillSource, SourceError};
+use crate::source::{Rejected, SkillFile, SkillSource, SourceError};
 
 use self::archive::{ArchiveError, build_archive, entry_timestamp};
-use self::select::{ExcludeRules, SKILLIGNORE, Selection, select};
+use self::select::{ExcludeRules, SKILLIGNORE, Selection, read_selection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -68,10 +68,9 @@ pub struct Plan {
     pub report: Report,
 }
 
-/// Reads the skill at `dir`, applies the exclusion rules and lints the files that would ship,
+/// Reads the skill at `dir` through the exclusion rules and lints the files that would ship,
 /// so that a link to an excluded file is reported as the broken link it would become.
 pub fn plan(dir: &Path, config: &Config, options: &Options) -> Result<Plan, PackError> {
-    let source = SkillSource::from_dir(dir, &config.read_limits())?;
     let skillignore = match fs::read_to_string(dir.join(SKILLIGNORE)) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -83,23 +82,20 @@ pub fn plan(dir: &Path, config: &Config, options: &Options) -> Result<Plan, Pack
         }
     };
     let rules = ExcludeRules::new(&config.pack.exclude, skillignore.as_deref());
-    let name = source.name.clone();
-    let selection = select(source, &rules);
-    if !selection.rejected.is_empty() {
+    let (source, selection) = read_selection(dir, &config.read_limits(), &rules)?;
+    if !source.rejected.is_empty() {
         return Err(PackError::Unpackable {
             dir: dir.to_path_buf(),
-            rejected: selection.rejected,
+            rejected: source.rejected,
         });
     }
     let shipped = SkillSource {
-        name: name.clone(),
-        origin: Origin::Dir(dir.to_path_buf()),
         files: selection.included.clone(),
-        rejected: Vec::new(),
+        ..source
     };
     let report = lint_skill(&shipped, config, options);
     Ok(Plan {
-        name,
+        name: shipped.name,
         dir: dir.to_path_buf(),
         selection,
         report,
@@ -140,36 +136,17 @@ pub fn default_output(name: &str, zip_extension: bool) -> PathBuf {
     PathBuf::from("dist").join(format!("{name}.{extension}"))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// failure at any point leaves the previous file as it was and no partial file behind.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
-    write_atomically_with(path, |file| file.write_all(bytes))
-}
-
-/// [`write_atomically`] with the writing step supplied, so tests can make it fail midway.
-pub fn write_atomically_with(
-    path: &Path,
-    write: impl FnOnce(&mut fs::File) -> io::Result<()>,
-) -> Result<(), PackError> {
+/// Writes the package through a temporary file in the output folder and a rename, so a
+/// failure at any point leaves the previous package as it was and no partial file behind.
+pub fn write_package(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
     let io_error = |source| PackError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(folder).map_err(io_error)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".skillcheck-")
-        .suffix(".tmp")
-        .tempfile_in(folder)
-        .map_err(io_error)?;
-    write(temp.as_file_mut()).map_err(io_error)?;
-    temp.as_file().sync_all().map_err(io_error)?;
-    // On any error above, dropping `temp` deletes the temporary file.
-    temp.persist(path).map_err(|e| io_error(e.error))?;
-    Ok(())
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(folder).map_err(io_error)?;
+    }
+    crate::fsutil::write_atomic(path, bytes).map_err(io_error)
 }
 
 /// The files of an existing package or folder, for comparisons: a folder goes through the
@@ -187,25 +164,6 @@ pub fn shipped_files(path: &Path, config: &Config) -> Result<(String, Vec<SkillF
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failed_write_keeps_the_old_package_and_leaves_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("x.skill");
-        write_atomically(&target, b"old package").unwrap();
-        let err = write_atomically_with(&target, |file| {
-            file.write_all(b"half a pack")?;
-            Err(io::Error::other("disk full"))
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("disk full"), "{err}");
-        assert_eq!(fs::read(&target).unwrap(), b"old package");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["x.skill"]);
-    }
 
     #[test]
     fn sha256_is_lowercase_hex() {

@@ -2,8 +2,10 @@
 
 use std::fmt;
 
+use std::path::Path;
+
 use crate::config::glob_match;
-use crate::source::{Rejected, SkillFile, SkillSource};
+use crate::source::{ReadLimits, SkillFile, SkillSource, SourceError};
 
 /// Never part of a release, whatever the skill's own rules say (`!pattern` re-includes).
 pub const DEFAULT_EXCLUDES: &[&str] = &[
@@ -101,16 +103,22 @@ impl ExcludeRules {
         }
         verdict
     }
+
+    /// The rule that excludes a walked entry, as a file or as a folder (a symlink may be
+    /// either, and a folder rule such as `.venv/` must stop the walk before it goes in).
+    pub fn exclusion_of_entry(&self, path: &str) -> Option<&Exclusion> {
+        self.exclusion(path)
+            .or_else(|| self.exclusion(&format!("{path}/")))
+    }
 }
 
 /// The files of a package-to-be and what was left out.
 #[derive(Debug, Default)]
 pub struct Selection {
     pub included: Vec<SkillFile>,
-    /// Sorted by path, with the rule that left each out.
+    /// Left-out files, and folders (shown with a trailing `/`) that were not walked, sorted,
+    /// with the rule that left each out.
     pub excluded: Vec<(String, Exclusion)>,
-    /// Paths that could not be read and are not excluded: pack refuses while any remain.
-    pub rejected: Vec<Rejected>,
 }
 
 impl Selection {
@@ -119,24 +127,32 @@ impl Selection {
     }
 }
 
-/// Splits a skill's files into those that ship and those the rules leave out. An unreadable
-/// path that is excluded anyway (a dangling link in `node_modules/`) is not a problem.
-pub fn select(source: SkillSource, rules: &ExcludeRules) -> Selection {
-    let mut selection = Selection::default();
-    for file in source.files {
-        match rules.exclusion(&file.path) {
-            Some(rule) => selection.excluded.push((file.path, rule.clone())),
-            None => selection.included.push(file),
-        }
-    }
-    for rejected in source.rejected {
-        match rules.exclusion(&rejected.path) {
-            Some(rule) => selection.excluded.push((rejected.path, rule.clone())),
-            None => selection.rejected.push(rejected),
-        }
-    }
-    selection.excluded.sort_by(|a, b| a.0.cmp(&b.0));
-    selection
+/// Reads the skill at `dir` without ever reading what `rules` leave out. Paths that could
+/// not be read stay in the source's `rejected` list: pack refuses while any remain.
+pub fn read_selection(
+    dir: &Path,
+    limits: &ReadLimits,
+    rules: &ExcludeRules,
+) -> Result<(SkillSource, Selection), SourceError> {
+    let mut excluded = Vec::new();
+    let mut source = SkillSource::from_dir_pruned(dir, limits, &mut |path, is_folder| {
+        let Some(rule) = rules.exclusion_of_entry(path) else {
+            return false;
+        };
+        let shown = if is_folder {
+            format!("{path}/")
+        } else {
+            path.to_owned()
+        };
+        excluded.push((shown, rule.clone()));
+        true
+    })?;
+    excluded.sort_by(|a, b| a.0.cmp(&b.0));
+    let selection = Selection {
+        included: std::mem::take(&mut source.files),
+        excluded,
+    };
+    Ok((source, selection))
 }
 
 #[cfg(test)]
