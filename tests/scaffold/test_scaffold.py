@@ -61,12 +61,19 @@ def test_bad_options_are_usage_errors(args: list[str], tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_tier_3_points_to_the_references(tmp_path: Path) -> None:
-    result = scaffold("--tier", "3", "--out", tmp_path / "out")
-    assert result.returncode == 2
-    assert "not available" in result.stderr
-    assert "references/" in result.stderr
-    assert not (tmp_path / "out").exists()
+def test_tier_3_adds_the_cqrs_services_to_tier_2(tmp_path: Path) -> None:
+    result = scaffold("--tier", "3", "--name", "shop", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    listed = {line.strip() for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert {
+        "services/user-service/pyproject.toml",  # Tier 2 is all there
+        "services/order-command/src/order_command/relay.py",
+        "services/order-query/src/order_query/rebuild.py",
+        "shared/common/src/shop_common/orders.py",
+        "infrastructure/helm/shop/Chart.yaml",
+        "docs/api-spec.yaml",
+    } <= listed
+    assert not any("forge" in path for path in listed)
 
 
 def test_dry_run_lists_files_and_writes_nothing(tmp_path: Path) -> None:

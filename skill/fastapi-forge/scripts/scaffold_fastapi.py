@@ -51,9 +51,6 @@ SKIPPED_NAMES = {"__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache"}
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 DEPS_BLOCK_RE = re.compile(r"^dependencies = \[\n(?P<body>.*?)^\]\n", re.MULTILINE | re.DOTALL)
 
-LATER_TIERS = {
-    "3": "references/microservice-patterns.md (outbox, CQRS projections) on top of --tier 2",
-}
 BROKERS = ("redis", "rabbitmq", "kafka")
 # Tier 2's agent-service is a Tier 1 project with these options (compose runs its ARQ worker).
 TIER2_AGENT_SERVICE = {"db": "postgres", "auth": "jwt", "queue": "arq", "deploy": "compose"}
@@ -99,7 +96,7 @@ def validate_name(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scaffold_fastapi.py",
-        description="Generate a production FastAPI project (Tier 1: a single agent API).",
+        description="Generate a production FastAPI system (tier 1, 2 or 3).",
     )
     parser.add_argument("--tier", choices=("1", "2", "3"), default="1", help="scale tier")
     parser.add_argument(
@@ -316,6 +313,23 @@ def build_tier2_plan(args: argparse.Namespace) -> Plan:
     return plan
 
 
+def build_tier3_plan(args: argparse.Namespace) -> Plan:
+    """Tier 3: the Tier 2 system plus `tier3/` (order command and query services with the
+    event log, relay, projector and rebuild; infrastructure/, docs/), added whole files."""
+    tree = SCAFFOLD_DIR / "tier3"
+    if not tree.is_dir():
+        raise ScaffoldError(f"{tree}: template tree missing; reinstall the skill")
+    project: str = args.name
+    package = package_name(project)
+    plan = build_tier2_plan(args)
+    for path in iter_tree(tree):
+        relative = render_path(path.relative_to(tree).as_posix(), project, package)
+        text = render_text(path.read_text(encoding="utf-8"), project, package)
+        plan.files[relative] = text.encode("utf-8")
+    check_rendered(plan, project, package)
+    return plan
+
+
 def check_rendered(plan: Plan, project: str, package: str) -> None:
     """No template token may survive unless the chosen name itself contains it."""
     tokens = [
@@ -365,15 +379,10 @@ def write_plan(plan: Plan, out: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.tier == "3":
-        parser.exit(
-            2,
-            f"{parser.prog}: error: --tier {args.tier} is not available in the scaffold yet; "
-            f"build it from {LATER_TIERS[args.tier]} in the skill folder\n",
-        )
     out: Path = args.out if args.out is not None else Path.cwd() / args.name
     try:
-        plan = build_tier2_plan(args) if args.tier == "2" else build_plan(args)
+        builders = {"1": build_plan, "2": build_tier2_plan, "3": build_tier3_plan}
+        plan = builders[args.tier](args)
         if args.dry_run:
             print(f"would write {len(plan.files)} files to {out}:")
             for relative in sorted(plan.files):

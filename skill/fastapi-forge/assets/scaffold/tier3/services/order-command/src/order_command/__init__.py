@@ -1,0 +1,1 @@
+"""order-command: the write side of orders (commands, event log, outbox, relay)."""

@@ -1,0 +1,19 @@
+from functools import lru_cache
+
+from pydantic import Field
+
+from forge_app_platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "order-command"
+    # The relay process: how often the outbox gauge is refreshed and how long published
+    # rows are kept (for inspection) before they are deleted.
+    outbox_watch_seconds: float = Field(default=5.0, gt=0)
+    outbox_retention_hours: float = Field(default=24.0, ge=0)
+    event_feed_max_page: int = Field(default=1000, ge=1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # JWT_SECRET comes from the environment

@@ -1,0 +1,1 @@
+"""order-query: the order read model (query API, projector, rebuild)."""
