@@ -1,4 +1,5 @@
-"""The Celery worker that runs agent jobs: `celery -A forge_app.worker worker`.
+"""The Celery worker that runs agent jobs: `python -m forge_app.worker` (the same command
+as with ARQ), or `celery -A forge_app.worker worker` for Celery's full command line.
 
 Each task runs the async `execute_job` with `asyncio.run` in the pool process. A revoke
 with terminate (the API's cancel) arrives as SIGTERM, which cancels the agent coroutine
@@ -40,3 +41,7 @@ async def run_job(job_id: str) -> None:
 @app.task(name=TASK_NAME)
 def run_agent_job(job_id: str) -> None:
     asyncio.run(run_job(job_id))
+
+
+if __name__ == "__main__":
+    app.worker_main(["worker", "--loglevel", settings.log_level])
