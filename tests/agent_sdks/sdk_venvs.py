@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -63,3 +64,11 @@ def install(python: Path, *args: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def ensure_all_sdk_venvs() -> None:
+    """Build the missing venvs side by side: each is mostly download time, and crewai's alone
+    (lancedb, pyarrow, chromadb, onnxruntime) takes about four minutes on a cold cache."""
+    with ThreadPoolExecutor(max_workers=len(SDKS)) as pool:
+        for _python in pool.map(ensure_sdk_venv, SDKS):
+            pass

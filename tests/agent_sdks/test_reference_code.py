@@ -13,6 +13,7 @@ import pytest
 from forge_testing import REPO_ROOT
 from sdk_venvs import SDKS
 
+OVERLAY_LINK = r"\]\((\.\./assets/scaffold/tier1/options/agent-[a-z]+/[^)]+/sdk\.py)\)"
 REFERENCE = REPO_ROOT / "skill" / "fastapi-forge" / "references" / "agent-orchestration.md"
 SECTION = "## Agent SDK runners"
 
@@ -24,7 +25,7 @@ def subsections() -> dict[Path, list[str]]:
     section = re.split(r"^## ", text.split(SECTION, 1)[1], flags=re.M)[0]
     shown: dict[Path, list[str]] = {}
     for part in re.split(r"^### ", section, flags=re.M)[1:]:
-        link = re.search(r"\]\((\.\./assets/scaffold/tier1/options/agent-[a-z]+/[^)]+/sdk\.py)\)", part)
+        link = re.search(OVERLAY_LINK, part)
         block = re.search(r"^```python\n(.*?)^```", part, flags=re.M | re.S)
         assert link and block, f"{REFERENCE}: subsection {part.splitlines()[0]!r} needs both"
         shown[(REFERENCE.parent / link.group(1)).resolve()] = block.group(1).splitlines()
