@@ -1,0 +1,222 @@
+"""The generated Tier 3 order services as local processes: command API, relay, query API and
+projector (real uvicorn processes), each side with a throwaway PostgreSQL database, the
+test Redis as the event bus."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+from e2e_tier2.system import Service, Venv, base_env, run
+from forge_testing import REPO_ROOT, free_port, throwaway_database
+from prometheus_client.parser import text_string_to_metric_families
+
+SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
+NAME = "shop"
+JWT_SECRET = "e2e-tier3-secret-" + "x" * 40
+TOPIC = "orders.events"
+PACKAGES = (
+    "shared/common",
+    "shared/platform",
+    "services/order-command",
+    "services/order-query",
+)
+# process -> (service folder, uvicorn factory, database side)
+PROCESSES = {
+    "command": ("order-command", "order_command.main:create_app", "command"),
+    "relay": ("order-command", "order_command.relay:create_app", "command"),
+    "query": ("order-query", "order_query.main:create_app", "query"),
+    "projector": ("order-query", "order_query.projector:create_app", "query"),
+}
+
+
+def scaffold(parent: Path) -> Path:
+    out = parent / NAME
+    command = [
+        sys.executable,
+        str(SCAFFOLD),
+        "--tier",
+        "3",
+        "--name",
+        NAME,
+        "--out",
+        str(out),
+    ]
+    run(command, cwd=parent, env=base_env())
+    return out
+
+
+def install(project: Path, venv_dir: Path) -> Venv:
+    """One virtualenv with the order services (and the shared packages) as editable installs."""
+    run([sys.executable, "-m", "venv", str(venv_dir)], cwd=project, env=base_env())
+    venv = Venv(venv_dir)
+    args = [
+        str(venv.python),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--progress-bar",
+        "off",
+    ]
+    for package in PACKAGES:
+        extra = "[dev]" if package.startswith("services/") else ""
+        args += ["--editable", f"{package}{extra}"]
+    run(args, cwd=project, env=base_env())
+    return venv
+
+
+def token(subject: str) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": subject,
+        "aud": "forge-api",
+        "iss": "forge-api",
+        "iat": now,
+        "exp": now + timedelta(minutes=30),
+    }
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+class Db:
+    """A PostgreSQL connection on an event loop of its own, usable from synchronous tests;
+    it can hold a transaction (and its locks) open while the test drives other processes."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        self.conn: asyncpg.Connection = self.loop.run_until_complete(
+            asyncpg.connect(dsn)
+        )
+
+    def value(self, sql: str, *args: Any) -> Any:
+        return self.loop.run_until_complete(self.conn.fetchval(sql, *args))
+
+    def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        records = self.loop.run_until_complete(self.conn.fetch(sql, *args))
+        return [tuple(record.values()) for record in records]
+
+    def execute(self, sql: str, *args: Any) -> None:
+        self.loop.run_until_complete(self.conn.execute(sql, *args))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.conn.close())
+        self.loop.close()
+
+
+@dataclass
+class Orders:
+    project: Path
+    venv: Venv
+    processes: dict[str, Service] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def client(self, process: str, subject: str = "customer-1") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.processes[process].url,
+            headers={"authorization": f"Bearer {token(subject)}"},
+            timeout=10,
+        )
+
+    def kill(self, process: str) -> None:
+        """SIGKILL: no shutdown code runs, as when a node loses power."""
+        service = self.processes[process]
+        assert service.process is not None
+        service.process.signal_group(signal.SIGKILL)
+        service.process.popen.wait(10)
+
+    def metric(self, process: str, name: str, **labels: str) -> float:
+        text = httpx.get(f"{self.processes[process].url}/metrics", timeout=5).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+            and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def metric_names(self, process: str) -> set[str]:
+        text = httpx.get(f"{self.processes[process].url}/metrics", timeout=5).text
+        return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+    def rebuild(self) -> dict[str, Any]:
+        import json
+
+        out = run(
+            [str(self.venv.python), "-m", "order_query.rebuild"],
+            cwd=self.project / "services" / "order-query",
+            env=self.env
+            | {
+                "DATABASE_URL": self.databases["query"],
+                "EVENT_FEED_URL": self.processes["relay"].url,
+            },
+            timeout=120,
+        )
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+
+@contextmanager
+def running_orders(
+    project: Path, venv: Venv, pg_admin_url: str, broker_url: str, log_dir: Path
+) -> Iterator[Orders]:
+    orders = Orders(project=project, venv=venv)
+    orders.env = base_env() | {
+        "JWT_SECRET": JWT_SECRET,
+        "BROKER_URL": broker_url,
+        "OUTBOX_POLL_SECONDS": "0.05",
+        "OUTBOX_WATCH_SECONDS": "0.5",
+        "CONSUMER_NAME": "projector-0",
+        "CONSUMER_CLAIM_IDLE_MS": "1000",
+        "LOG_LEVEL": "WARNING",
+        "PATH": f"{venv.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    with ExitStack() as stack:
+        for side, folder in (("command", "order-command"), ("query", "order-query")):
+            url = stack.enter_context(
+                throwaway_database(pg_admin_url, prefix=f"e2e3_{side}")
+            )
+            orders.databases[side] = url
+            run(
+                [str(venv.bin("alembic")), "upgrade", "head"],
+                cwd=project / "services" / folder,
+                env=orders.env | {"DATABASE_URL": url},
+                timeout=120,
+            )
+        for name, (folder, app, side) in PROCESSES.items():
+            env = orders.env | {"DATABASE_URL": orders.databases[side]}
+            service = Service(
+                name,
+                app,
+                free_port(),
+                project / "services" / folder,
+                env,
+                venv,
+                log_dir,
+            )
+            stack.callback(service.stop)
+            service.start()
+            orders.processes[name] = service
+        yield orders
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Polls until `check` holds; a deadline, never a fixed sleep, decides."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f}s")
+        time.sleep(0.05)
