@@ -49,16 +49,9 @@ class App:
         return self.fake.script
 
 
-# crewai 1.15.30 requires pydantic<2.13 while the generated pyproject asks for pydantic>=2.14:
-# pip cannot install a `--agent crewai` project until one of them moves. Strict, so the
-# tests fail once it installs and this mark must go.
-CREWAI_CONFLICT = pytest.mark.xfail(
-    raises=RuntimeError, strict=True, reason="crewai pins pydantic<2.13; the base wants >=2.14"
-)
-APPS = [pytest.param(sdk, marks=CREWAI_CONFLICT) if sdk == "crewai" else sdk for sdk in SDKS]
 
 
-@pytest.fixture(scope="module", params=APPS)
+@pytest.fixture(scope="module", params=SDKS)
 def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[App]:
