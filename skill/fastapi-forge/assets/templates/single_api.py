@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
 
     agent_runner: Literal["fake", "claude"] = "fake"
-    agent_model: str = "claude-sonnet-4-5"
+    agent_model: str = "claude-sonnet-5"
     agent_api_key: SecretStr | None = None
     agent_base_url: str | None = None
     agent_timeout_seconds: float = Field(default=300.0, gt=0)

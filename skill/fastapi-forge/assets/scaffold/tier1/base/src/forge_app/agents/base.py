@@ -18,6 +18,8 @@ class Usage:
     """Token figures for one model; a run may report several (one per model used)."""
 
     model: str
+    # Uncached input only, as Anthropic counts it; runners for SDKs that include cached
+    # tokens in their input figure subtract them, so the four fields never overlap.
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
