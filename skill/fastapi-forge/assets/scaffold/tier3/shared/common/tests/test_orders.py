@@ -5,7 +5,11 @@ import pytest
 from pydantic import ValidationError
 
 from forge_app_common import Envelope, UnknownEventError
-from forge_app_common.orders import OrderCancelled, OrderPlaced, parse_order_event
+from forge_app_common.orders import (
+    OrderCancelled,
+    OrderPlaced,
+    parse_order_event,
+)
 
 
 def test_order_events_round_trip_with_exact_money() -> None:

@@ -17,7 +17,11 @@ from pydantic import BaseModel
 from sqlalchemy import delete, func, select
 
 from forge_app_common import Envelope
-from forge_app_platform.app import Runtime, RuntimeDep, create_service_app
+from forge_app_platform.app import (
+    Runtime,
+    RuntimeDep,
+    create_service_app,
+)
 from forge_app_platform.auth import CurrentPrincipal
 from forge_app_platform.outbox import run_relay
 from forge_app_platform.tables import OutboxEvent

@@ -11,7 +11,13 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from forge_app_common.orders import Money, OrderCancelled, OrderConfirmed, OrderEvent, OrderPlaced
+from forge_app_common.orders import (
+    Money,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderEvent,
+    OrderPlaced,
+)
 from forge_app_platform.app import RuntimeDep
 from forge_app_platform.auth import CurrentPrincipal
 

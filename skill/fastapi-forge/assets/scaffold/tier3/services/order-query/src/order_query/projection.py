@@ -15,7 +15,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from forge_app_common import Envelope
-from forge_app_common.orders import OrderCancelled, OrderConfirmed, OrderPlaced, parse_order_event
+from forge_app_common.orders import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    parse_order_event,
+)
 
 PROJECTION_DELAY = Histogram(
     "projection_delay_seconds",
