@@ -4,6 +4,7 @@
     app_driver.py throughput --project DIR --package PKG [--rounds 3 --duration 15 ...]
     app_driver.py sse        --project DIR --package PKG [--streams 1000 --hold 30]
     app_driver.py robustness --project DIR --package PKG --schemathesis ST [--duration 30]
+    app_driver.py profile    --project DIR --package PKG --py-spy PY_SPY [--duration 20]
 
 Run with the generated project's own interpreter (its FastAPI and uvicorn); standard library
 only otherwise. Needs REDIS_URL in the environment (scripts/services start gives one) and
@@ -198,6 +199,8 @@ def run_wrk(url: str, token: str | None, *, threads: int, connections: int,
         argv += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    if "50" not in latency or "99" not in latency:
+        raise SystemExit(f"wrk gave no latency distribution (no answers?):\n{out}")
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -353,6 +356,77 @@ def sse(args: argparse.Namespace, work: Path) -> int:
     return 0 if summary["errors"] == 0 else 1
 
 
+# (frame pattern, layer): py-spy frames read `function (package/module.py:line)`.
+LAYERS = (
+    (r"\((redis)/", "Redis client (rate limit)"),
+    (r"\(jwt/", "PyJWT (token check)"),
+    (r"\((structlog/|logging/)", "logging (structlog)"),
+    (r"\(prometheus_client/", "metrics (prometheus_client)"),
+    (r"\(forge_\w+/middleware/", "app middleware code"),
+    (r"\(forge_\w+/", "app code (routes, security)"),
+    (r"\(pydantic", "pydantic"),
+    (r"\((fastapi|starlette)/", "FastAPI/Starlette"),
+    (r"\(uvicorn/", "uvicorn (HTTP)"),
+    (r"\(asyncio/", "asyncio"),
+)
+
+
+def profile(args: argparse.Namespace, work: Path) -> int:
+    """py-spy samples both workers of the full app while wrk drives `GET /me`; prints the
+    share of samples (inclusive) per function of the request path."""
+    token = mint_jwt(args.package.replace("_", "-"))
+    server = start_full(args, work)
+    raw = work / "py-spy.txt"
+    try:
+        spy = subprocess.Popen(
+            [args.py_spy, "record", "--format", "raw", "--output", str(raw), "--rate", "250",
+             "--duration", str(args.duration), "--subprocesses", "--nonblocking",
+             "--pid", str(server.process.pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        result = run_wrk(f"{server.url}/me", token, threads=args.threads,
+                         connections=args.connections, duration=args.duration - 2)
+        _, err = spy.communicate(timeout=args.duration + 60)
+        if spy.returncode != 0 or not raw.exists():
+            raise SystemExit(f"py-spy failed ({spy.returncode}): {err[-2000:]}")
+    finally:
+        server.stop()
+    samples = []
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        # Process labels hold the command line (with `;` in it): keep real frames only.
+        frames = [f for f in stack.split(";") if re.fullmatch(r"\S+ \(.+:\d+\)", f)]
+        if not frames or not count.isdigit():
+            continue
+        # Waiting is not work: idle event loops (selectors) and idle worker threads.
+        if re.match(r"\S*(select|poll|wait|get) \((selectors|threading|queue)\.py", frames[-1]):
+            continue
+        samples.append((frames, int(count)))
+    total = sum(n for _, n in samples)
+    categories: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    for frames, n in samples:
+        # Charge the sample to the innermost frame of a known layer.
+        label = "other"
+        for frame in reversed(frames):
+            hit = next((name for pattern, name in LAYERS if re.search(pattern, frame)), None)
+            if hit:
+                label = hit
+                break
+        categories[label] = categories.get(label, 0) + n
+        for name in {re.sub(r":\d+\)$", ")", f) for f in frames}:
+            inclusive[name] = inclusive.get(name, 0) + n
+    top = sorted(inclusive.items(), key=lambda kv: -kv[1])[:30]
+    print(f"wrk: {result['rps']:.0f} req/s; py-spy: {total} busy samples over both workers",
+          file=sys.stderr)
+    print(json.dumps({
+        "test": "profile", "wrk": result, "samples": total,
+        "layers": sorted(([k, v / total] for k, v in categories.items()), key=lambda r: -r[1]),
+        "top": [{"function": k, "share": v / total} for k, v in top],
+    }))
+    return 0
+
+
 def robustness(args: argparse.Namespace, work: Path) -> int:
     token = mint_jwt(args.package.replace("_", "-"))
     server = start_full(args, work)
@@ -394,7 +468,7 @@ def robustness(args: argparse.Namespace, work: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("throughput", "sse", "robustness"))
+    parser.add_argument("command", choices=("throughput", "sse", "robustness", "profile"))
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--package", required=True)
     parser.add_argument("--work", type=Path, default=None)
@@ -408,6 +482,7 @@ def main() -> int:
     parser.add_argument("--fake-delay", type=float, default=0.5)
     parser.add_argument("--schemathesis", default="st")
     parser.add_argument("--max-examples", type=int, default=50)
+    parser.add_argument("--py-spy", default="py-spy")
     args = parser.parse_args()
     # 1,000 streams need more descriptors than the usual soft limit of 1,024 (the servers
     # inherit the raised limit too).
@@ -415,8 +490,9 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 65536), hard), hard))
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-app-"))
     work.mkdir(parents=True, exist_ok=True)
-    return {"throughput": throughput, "sse": sse, "robustness": robustness}[args.command](
-        args, work)
+    commands = {"throughput": throughput, "sse": sse, "robustness": robustness,
+                "profile": profile}
+    return commands[args.command](args, work)
 
 
 if __name__ == "__main__":
