@@ -443,7 +443,9 @@ def robustness(args: argparse.Namespace, work: Path) -> int:
                 "--seed", "8", "--no-color"]
         log("schemathesis: " + " ".join(a if "Bearer" not in a else "Authorization: Bearer ..."
                                         for a in argv[1:]))
-        st = subprocess.run(argv, capture_output=True, text=True,
+        # cwd: schemathesis and hypothesis keep their caches (.schemathesis, .hypothesis)
+        # in the current folder; they belong with the run, not in the checkout.
+        st = subprocess.run(argv, capture_output=True, text=True, cwd=work,
                             env={**os.environ, "NO_COLOR": "1"})
         (work / "schemathesis.out").write_text(st.stdout + st.stderr)
         print(st.stdout[-6000:], file=sys.stderr)
