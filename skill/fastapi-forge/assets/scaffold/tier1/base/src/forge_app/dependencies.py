@@ -12,12 +12,14 @@ from .principal import Principal
 from .resources import Resources
 
 
-def get_resources(request: Request) -> Resources:
+# `async def` although nothing is awaited: FastAPI runs a plain `def` dependency in the
+# thread pool, a thread hop on every request for what is only an attribute read.
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.state.resources
     return resources
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal = getattr(request.state, PRINCIPAL_KEY, None)
     if not isinstance(principal, Principal):
         # Only reachable if a route is mounted outside AuthMiddleware's protection.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import structlog
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Registered once: redis-py then sends EVALSHA, not the script text, per request.
+        self._window: AsyncScript | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
@@ -52,9 +55,9 @@ class RateLimitMiddleware:
         client = scope.get("client")
         key = f"{settings.redis_key_prefix}ratelimit:{client[0] if client else 'unknown'}"
         try:
-            count, ttl = await resources.redis.eval(
-                WINDOW_SCRIPT, 1, key, settings.rate_limit_window_seconds
-            )
+            if self._window is None or self._window.registered_client is not resources.redis:
+                self._window = resources.redis.register_script(WINDOW_SCRIPT)
+            count, ttl = await self._window(keys=[key], args=[settings.rate_limit_window_seconds])
         except RedisError:
             # Fail open: an unreachable Redis must not take the API down with it;
             # /health/ready reports it.

@@ -114,7 +114,7 @@ class AgentService:
         return await self.get_job(principal, job_id)
 
 
-def get_agent_service(resources: ResourcesDep) -> AgentService:
+async def get_agent_service(resources: ResourcesDep) -> AgentService:
     return AgentService(resources)
 
 
