@@ -81,7 +81,12 @@ def test_dry_run_lists_files_and_writes_nothing(tmp_path: Path) -> None:
     result = scaffold("--name", "svc", "--out", out, "--dry-run")
     assert result.returncode == 0, result.stderr
     listed = {line.strip() for line in result.stdout.splitlines() if line.startswith("  ")}
-    assert {"pyproject.toml", "src/svc/main.py", "alembic.ini", ".env.example"} <= listed
+    assert {
+        "pyproject.toml",
+        "src/svc/main.py",
+        "alembic.ini",
+        ".env.example",
+    } <= listed
     assert not out.exists()
 
 
@@ -135,7 +140,8 @@ def check_project(root: Path, name: str, package: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [(flag, value) for flag, values in OPTION_VALUES.items() for value in values]
+    ("flag", "value"),
+    [(flag, value) for flag, values in OPTION_VALUES.items() for value in values],
 )
 def test_every_option_value_renders_completely(flag: str, value: str, tmp_path: Path) -> None:
     out = tmp_path / "acme-agents"
@@ -148,7 +154,13 @@ def test_settings_in_env_example_match_the_config(tmp_path: Path) -> None:
     out = tmp_path / "svc"
     assert scaffold("--name", "svc", "--out", out).returncode == 0
     env = (out / ".env.example").read_text()
-    for key in ("DATABASE_URL", "JWT_SECRET", "REDIS_URL", "AGENT_TIMEOUT_SECONDS", "QUEUE_NAME"):
+    for key in (
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "REDIS_URL",
+        "AGENT_TIMEOUT_SECONDS",
+        "QUEUE_NAME",
+    ):
         assert f"\n{key}=" in env, key
 
 
@@ -163,6 +175,32 @@ def test_agent_none_has_no_agent_code(tmp_path: Path) -> None:
     assert not [dep for dep in dependencies if dep.startswith("arq")]
 
 
+def test_deployment_files_that_cannot_follow_an_option_are_named(
+    tmp_path: Path,
+) -> None:
+    default = scaffold("--name", "stack", "--dry-run")
+    assert "assumes PostgreSQL" not in default.stderr
+    assert "runs a job worker" not in default.stderr
+    trimmed = scaffold(
+        "--name",
+        "stack",
+        "--db",
+        "redis",
+        "--queue",
+        "none",
+        "--deploy",
+        "k8s",
+        "--dry-run",
+    )
+    assert trimmed.returncode == 0, trimmed.stderr
+    assert "k8s/ assumes PostgreSQL: with --db redis, remove migration-job.yaml" in trimmed.stderr
+    assert "k8s/ runs a job worker: without a queue, remove worker-deployment.yaml" in (
+        trimmed.stderr
+    )
+    serverless = scaffold("--name", "stack", "--db", "none", "--deploy", "serverless", "--dry-run")
+    assert "note:" not in serverless.stderr
+
+
 @pytest.mark.parametrize(
     ("path", "target"),
     [(SCRIPT, "py310"), (Path(__file__), "py311")],
@@ -172,8 +210,14 @@ def test_scaffold_code_is_ruff_clean(path: Path, target: str) -> None:
     # The generated projects' settings: line length 100; the script also runs on 3.10.
     common = ["--isolated", "--line-length", "100", "--target-version", target]
     check = [*common, "--select", "E,F,W,I,UP,B,SIM,RUF"]
-    for args in (["check", *check, str(path)], ["format", "--check", *common, str(path)]):
+    for args in (
+        ["check", *check, str(path)],
+        ["format", "--check", *common, str(path)],
+    ):
         result = subprocess.run(
-            [sys.executable, "-m", "ruff", *args], capture_output=True, text=True, check=False
+            [sys.executable, "-m", "ruff", *args],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr

@@ -171,6 +171,34 @@ def requirement_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Deployment overlays are whole files written for the default stack (PostgreSQL migrated by
+# Alembic, a separate job worker); they cannot follow other options, so say what to trim.
+DEPLOY_PARTS = {
+    "compose": (
+        "docker-compose.yml",
+        "the `postgres` and `migrate` services",
+        "the `worker` service",
+    ),
+    "k8s": ("k8s/", "migration-job.yaml and DATABASE_URL", "worker-deployment.yaml"),
+    "cloudrun": ("cloudrun/", "migrate-job.yaml and DATABASE_URL", "the worker (see its comments)"),
+}
+
+
+def deployment_notes(deploy: str, db: str, queue: str | None) -> list[str]:
+    if deploy not in DEPLOY_PARTS:
+        return []
+    where, database_parts, worker_parts = DEPLOY_PARTS[deploy]
+    notes = []
+    if db != "postgres":
+        notes.append(
+            f"{where} assumes PostgreSQL: with --db {db}, remove {database_parts}"
+            f" and the dependencies on them before deploying"
+        )
+    if queue in (None, "none"):
+        notes.append(f"{where} runs a job worker: without a queue, remove {worker_parts}")
+    return notes
+
+
 def build_plan(args: argparse.Namespace) -> Plan:
     tier_dir = SCAFFOLD_DIR / "tier1"
     base = tier_dir / "base"
@@ -185,6 +213,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
     if args.agent == "none" and args.queue != "none":
         plan.notes.append(f"--queue {args.queue} ignored: --agent none has no agent jobs to queue")
         selected = [(flag, value) for flag, value in selected if flag != "queue"]
+
+    plan.notes.extend(deployment_notes(args.deploy, args.db, dict(selected).get("queue")))
 
     for path in iter_tree(base):
         sources[path.relative_to(base).as_posix()] = path
