@@ -116,25 +116,23 @@ class Venv:
         return self.root / "bin" / name
 
 
+def install_editables(project: Path, venv_dir: Path, requirements: list[str]) -> Venv:
+    """A new virtualenv under `venv_dir` with `requirements` (pip arguments, run in
+    `project`) installed; shared by the Tier 2 and Tier 3 suites."""
+    run([sys.executable, "-m", "venv", str(venv_dir)], cwd=project, env=base_env())
+    venv = Venv(venv_dir)
+    pip = [str(venv.python), "-m", "pip", "install", "--quiet", "--progress-bar", "off"]
+    run([*pip, *requirements], cwd=project, env=base_env())
+    return venv
+
+
 def install(project: Path, venv_dir: Path) -> Venv:
     """ONE virtualenv for every service (the same dependency set everywhere), plus the
     RabbitMQ and Kafka clients so those variants run or import from their sources."""
-    run([sys.executable, "-m", "venv", str(venv_dir)], cwd=project, env=base_env())
-    venv = Venv(venv_dir)
-    args = [
-        str(venv.python),
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--progress-bar",
-        "off",
-    ]
-    for package in EDITABLE:
-        args += ["--editable", package]
-    # Clients of the other broker options, whose variants run or import from source.
-    run([*args, "aio-pika>=9.5.0", "aiokafka>=0.12.0"], cwd=project, env=base_env())
-    return venv
+    editables = [arg for package in EDITABLE for arg in ("--editable", package)]
+    return install_editables(
+        project, venv_dir, [*editables, "aio-pika>=9.5.0", "aiokafka>=0.12.0"]
+    )
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
-from e2e_tier2.system import Service, Venv, base_env, run
+from e2e_tier2.system import Service, Venv, base_env, install_editables, run
 from forge_testing import REPO_ROOT, free_port, throwaway_database
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -60,22 +60,11 @@ def scaffold(parent: Path) -> Path:
 
 def install(project: Path, venv_dir: Path) -> Venv:
     """One virtualenv with the order services (and the shared packages) as editable installs."""
-    run([sys.executable, "-m", "venv", str(venv_dir)], cwd=project, env=base_env())
-    venv = Venv(venv_dir)
-    args = [
-        str(venv.python),
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--progress-bar",
-        "off",
-    ]
+    editables = []
     for package in PACKAGES:
         extra = "[dev]" if package.startswith("services/") else ""
-        args += ["--editable", f"{package}{extra}"]
-    run(args, cwd=project, env=base_env())
-    return venv
+        editables += ["--editable", f"{package}{extra}"]
+    return install_editables(project, venv_dir, editables)
 
 
 def token(subject: str) -> str:
