@@ -11,7 +11,7 @@ APP_FLAGS=(--tier 1 --name "$APP_NAME" --db none --auth jwt --agent custom --que
 # ensure_app: scaffolds and installs the project unless the scaffold has not changed since.
 ensure_app() {
     local skill="$REPO_ROOT/skill/fastapi-forge" stamp
-    stamp="$( (cd "$skill" && find scripts/scaffold_fastapi.py assets/scaffold/tier1 -type f \
+    stamp="$( (cd "$skill" && find scripts/scaffold_fastapi.py assets/scaffold/layers -type f \
         -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "${APP_FLAGS[*]}") \
         | sha256sum | cut -c1-16)"
     if [[ -x "$APP_DIR/.venv/bin/python" && "$(cat "$APP_DIR/.stamp" 2>/dev/null)" == "$stamp" ]]; then

@@ -13,7 +13,7 @@ import pytest
 from forge_testing import REPO_ROOT
 from sdk_venvs import SDKS
 
-OVERLAY_LINK = r"\]\((\.\./assets/scaffold/tier1/options/agent-[a-z]+/[^)]+/sdk\.py)\)"
+OVERLAY_LINK = r"\]\((\.\./assets/scaffold/layers/agent-[a-z]+/[^)]+/sdk\.py)\)"
 REFERENCE = REPO_ROOT / "skill" / "fastapi-forge" / "references" / "agent-orchestration.md"
 SECTION = "## Agent SDK runners"
 

@@ -5,8 +5,8 @@ Standard library only (Python 3.10+), so an agent can run it before any project 
 
     python scaffold_fastapi.py --name my-agent-api --db postgres --auth jwt --out ./my-agent-api
 
-Tier 1 renders `assets/scaffold/tier1/base/` and then, for each option, the overlay folder
-`assets/scaffold/tier1/options/<flag>-<value>/`. Overlays add or replace whole files. Special
+Tier 1 renders `assets/scaffold/layers/tier1-base/` and then, for each option, the overlay folder
+`assets/scaffold/layers/<flag>-<value>/`. Overlays add or replace whole files. Special
 files in an overlay are never copied:
 
 - `_deps.txt`: PEP 508 requirements merged into `[project] dependencies` of pyproject.toml;
@@ -33,6 +33,7 @@ from pathlib import Path
 
 SKILL_DIR = Path(__file__).resolve().parent.parent
 SCAFFOLD_DIR = SKILL_DIR / "assets" / "scaffold"
+LAYERS_DIR = SCAFFOLD_DIR / "layers"
 
 TEMPLATE_PROJECT = "forge-app"
 TEMPLATE_PACKAGE = "forge_app"
@@ -200,8 +201,7 @@ def deployment_notes(deploy: str, db: str, queue: str | None) -> list[str]:
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
-    tier_dir = SCAFFOLD_DIR / "tier1"
-    base = tier_dir / "base"
+    base = LAYERS_DIR / "tier1-base"
     if not base.is_dir():
         raise ScaffoldError(f"{base}: template tree missing; reinstall the skill")
     project: str = args.name
@@ -223,11 +223,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
     env_blocks: list[tuple[str, Path]] = []
     removals: list[str] = []
     for flag, value in selected:
-        overlay = tier_dir / "options" / f"{flag}-{value}"
+        overlay = LAYERS_DIR / f"{flag}-{value}"
         plan.overlays.append(f"{flag}-{value}")
         if not overlay.is_dir():
             # An option whose overlay is not written yet still renders; say so.
-            plan.notes.append(f"options/{flag}-{value}/ has no files yet: base files only")
+            plan.notes.append(f"layers/{flag}-{value}/ has no files yet: base files only")
             continue
         for path in iter_tree(overlay):
             relative = path.relative_to(overlay).as_posix()
@@ -289,12 +289,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
 
 
 def build_tier2_plan(args: argparse.Namespace) -> Plan:
-    """Tier 2: `tier2/base/` plus `tier2/options/broker-<broker>/`, the gateway template, and
+    """Tier 2: `layers/tier2-base/` plus `layers/broker-<broker>/`, the gateway template, and
     a Tier 1 project as `services/agent-service/`. A `_deps.txt` in any folder of an
     overlay is merged into the `pyproject.toml` of that folder."""
-    tier_dir = SCAFFOLD_DIR / "tier2"
-    base = tier_dir / "base"
-    overlay = tier_dir / "options" / f"broker-{args.broker}"
+    base = LAYERS_DIR / "tier2-base"
+    overlay = LAYERS_DIR / f"broker-{args.broker}"
     for folder in (base, overlay):
         if not folder.is_dir():
             raise ScaffoldError(f"{folder}: template tree missing; reinstall the skill")
@@ -346,7 +345,7 @@ def build_tier2_plan(args: argparse.Namespace) -> Plan:
 def build_tier3_plan(args: argparse.Namespace) -> Plan:
     """Tier 3: the Tier 2 system plus `tier3/` (order command and query services with the
     event log, relay, projector and rebuild; infrastructure/, docs/), added whole files."""
-    tree = SCAFFOLD_DIR / "tier3"
+    tree = LAYERS_DIR / "tier3"
     if not tree.is_dir():
         raise ScaffoldError(f"{tree}: template tree missing; reinstall the skill")
     project: str = args.name

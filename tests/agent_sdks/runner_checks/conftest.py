@@ -20,7 +20,7 @@ from pydantic import SecretStr
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the shared `fakes` package
 
-SCAFFOLD = HERE.parents[2] / "skill" / "fastapi-forge" / "assets" / "scaffold" / "tier1"
+SCAFFOLD = HERE.parents[2] / "skill" / "fastapi-forge" / "assets" / "scaffold" / "layers"
 
 
 @dataclass
@@ -45,9 +45,9 @@ def runner_module(
     agents.mkdir(parents=True)
     (root / "forge_app" / "__init__.py").write_text("")
     (agents / "__init__.py").write_text("")
-    shutil.copy(SCAFFOLD / "base" / "src" / "forge_app" / "agents" / "base.py", agents)
+    shutil.copy(SCAFFOLD / "tier1-base" / "src" / "forge_app" / "agents" / "base.py", agents)
     shutil.copy(
-        SCAFFOLD / "options" / f"agent-{sdk}" / "src" / "forge_app" / "agents" / "sdk.py", agents
+        SCAFFOLD / f"agent-{sdk}" / "src" / "forge_app" / "agents" / "sdk.py", agents
     )
     sys.path.insert(0, str(root))
     return importlib.import_module("forge_app.agents.sdk")
