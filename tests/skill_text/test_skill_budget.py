@@ -1,0 +1,68 @@
+"""scripts/skill-budget: each task's reading list within its token budget (chars / 4)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .markdown_blocks import REPO
+
+SCRIPT = REPO / "scripts" / "skill-budget"
+
+LISTS = """\
+# Skill
+
+## Reading lists
+
+| task | read |
+|---|---|
+| New agent API | [agents](references/agents.md), [core](references/core.md#settings) |
+| Add agent endpoints to an existing app | [existing](references/existing.md) |
+| Split into services | [agents](references/agents.md) |
+
+## Next
+"""
+
+
+def _run(root: Path | None = None) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, str(SCRIPT)] + ([str(root)] if root else [])
+    return subprocess.run(args, capture_output=True, text=True, check=False)
+
+
+def _skill(tmp_path: Path, agents_chars: int, skill_md: str = LISTS) -> Path:
+    (tmp_path / "references").mkdir()
+    (tmp_path / "SKILL.md").write_text(skill_md, encoding="utf-8")
+    (tmp_path / "references" / "agents.md").write_text("a" * agents_chars, encoding="utf-8")
+    (tmp_path / "references" / "core.md").write_text("c\n" * 2000, encoding="utf-8")
+    (tmp_path / "references" / "existing.md").write_text("e" * 4000, encoding="utf-8")
+    return tmp_path
+
+
+def test_within_budget_passes_and_prints_costs(tmp_path: Path) -> None:
+    proc = _run(_skill(tmp_path, agents_chars=40_000))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # SKILL.md + agents (10,000) + core (1,000, its fragment ignored): every file counted whole.
+    assert "New agent API: 3 files, 2,0" in proc.stdout
+    assert "budget 15,000: ok" in proc.stdout
+    assert "Split into services: 2 files" in proc.stdout  # no budget: cost only
+
+
+def test_over_budget_fails(tmp_path: Path) -> None:
+    proc = _run(_skill(tmp_path, agents_chars=60_000))
+    assert proc.returncode == 1
+    assert "budget 15,000: OVER" in proc.stdout
+
+
+def test_missing_budgeted_list_fails(tmp_path: Path) -> None:
+    without = LISTS.replace("| Add agent endpoints to an existing app |", "| Something else |")
+    proc = _run(_skill(tmp_path, agents_chars=100, skill_md=without))
+    assert proc.returncode == 1
+    assert "no reading list for 'add agent endpoints to an existing app'" in proc.stdout
+
+
+def test_dead_link_fails(tmp_path: Path) -> None:
+    broken = LISTS.replace("references/existing.md", "references/gone.md")
+    proc = _run(_skill(tmp_path, agents_chars=100, skill_md=broken))
+    assert proc.returncode == 1
+    assert "references/gone.md, which does not exist" in proc.stdout
