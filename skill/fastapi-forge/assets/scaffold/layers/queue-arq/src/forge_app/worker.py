@@ -41,6 +41,7 @@ async def run_agent_job(ctx: dict[str, Any], job_id: str) -> None:
     await ctx["backends"].execute(job_id)
 
 
+# --8<-- [start:worker]
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": [
@@ -63,6 +64,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
     }
     options.update(overrides)
     return Worker(**options)
+    # --8<-- [end:worker]
 
 
 def main() -> None:

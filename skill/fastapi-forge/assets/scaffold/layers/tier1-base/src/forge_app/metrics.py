@@ -48,6 +48,7 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+# --8<-- [start:record-usage]
 def record_usage(usage: Iterable[Usage]) -> None:
     for item in usage:
         for kind, count in (
@@ -58,6 +59,7 @@ def record_usage(usage: Iterable[Usage]) -> None:
         ):
             if count:
                 AGENT_TOKENS.labels(model=item.model, kind=kind).inc(count)
+                # --8<-- [end:record-usage]
 
 
 def render_latest() -> tuple[bytes, str]:

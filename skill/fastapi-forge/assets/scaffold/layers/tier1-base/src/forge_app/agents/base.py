@@ -28,6 +28,7 @@ class Usage:
     cost_usd: float | None = None
 
 
+# --8<-- [start:chunk]
 @dataclass(frozen=True, slots=True)
 class AgentChunk:
     type: ChunkType
@@ -36,6 +37,7 @@ class AgentChunk:
     # tool_call: {"id", "name", "arguments"}; tool_result: {"id", "output"}.
     data: dict[str, Any] = field(default_factory=dict)
     usage: Usage | None = None
+    # --8<-- [end:chunk]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class AgentResult:
     tool_calls: list[dict[str, Any]]
 
 
+# --8<-- [start:runner]
 class AgentRunner(Protocol):
     """Streams one run as chunks.
 
@@ -82,6 +85,7 @@ async def run_to_completion(runner: AgentRunner, request: AgentRequest) -> Agent
         elif chunk.type == "error":
             raise AgentRunError(chunk.text)
     return AgentResult(text="".join(parts), usage=usage, tool_calls=tool_calls)
+    # --8<-- [end:runner]
 
 
 class AgentRunError(RuntimeError):

@@ -60,12 +60,15 @@ def to_event(chunk: AgentChunk) -> StreamEvent:
     )
 
 
+# --8<-- [start:run]
 @router.post("/run", responses=ERRORS)
 async def run_agent(body: RunRequest, service: AgentServiceDep, _: PrincipalDep) -> RunResponse:
     """Run the agent and wait for its answer (bounded by AGENT_TIMEOUT_SECONDS: 504)."""
     return await service.run(body)
+    # --8<-- [end:run]
 
 
+# --8<-- [start:submit]
 @router.post("/run/async", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def run_agent_async(
     body: RunRequest, service: AgentServiceDep, principal: PrincipalDep, response: Response
@@ -74,8 +77,10 @@ async def run_agent_async(
     job = await service.submit(principal, body)
     response.headers["Location"] = f"{router.prefix}/jobs/{job.job_id}"
     return job.view()
+    # --8<-- [end:submit]
 
 
+# --8<-- [start:stream]
 @router.get("/run/stream", response_class=EventSourceResponse, responses=ERRORS)
 async def stream_agent(
     prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
@@ -114,8 +119,10 @@ async def stream_agent(
         # with_heartbeats, and the outcome stays "disconnected".
         AGENT_RUNS.labels(mode="stream", outcome=outcome).inc()
         log.info("sse_stream_closed", outcome=outcome, events=sequence)
+        # --8<-- [end:stream]
 
 
+# --8<-- [start:jobs]
 @router.get("/jobs/{job_id}", responses=ERRORS)
 async def get_job(job_id: uuid.UUID, service: AgentServiceDep, principal: PrincipalDep) -> JobView:
     return (await service.get_job(principal, job_id)).view()
@@ -134,6 +141,7 @@ async def cancel_job(
     if not job.status.terminal:
         response.status_code = status.HTTP_202_ACCEPTED
     return job.view()
+    # --8<-- [end:jobs]
 
 
 # --- WebSocket ---------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class AgentService:
             duration_seconds=round(time.perf_counter() - started, 4),
         )
 
+    # --8<-- [start:deadline]
     async def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]:
         """The runner's chunks under the agent timeout (TimeoutError when it expires).
 
@@ -76,6 +77,7 @@ class AgentService:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+                # --8<-- [end:deadline]
 
     async def submit(self, principal: Principal, body: RunRequest) -> JobRecord:
         job = await self.resources.jobs.create(
@@ -92,6 +94,7 @@ class AgentService:
             raise AppError(404, "job_not_found", "no such job")
         return job
 
+    # --8<-- [start:cancel]
     async def cancel_job(self, principal: Principal, job_id: uuid.UUID) -> JobRecord:
         job = await self.get_job(principal, job_id)
         if job.status.terminal:
@@ -112,6 +115,7 @@ class AgentService:
         await store.update(key, when={JobStatus.RUNNING}, cancel_requested=True)
         await queue.cancel(key, wait_seconds=self.settings.cancel_wait_seconds)
         return await self.get_job(principal, job_id)
+        # --8<-- [end:cancel]
 
 
 async def get_agent_service(resources: ResourcesDep) -> AgentService:

@@ -120,6 +120,7 @@ class ProgressTap:
             yield chunk
 
 
+# --8<-- [start:execute]
 async def execute_job(
     job_id: str, *, store: JobStore, runner: AgentRunner, settings: Settings
 ) -> JobStatus | None:
@@ -165,6 +166,7 @@ async def execute_job(
         changes = {"status": JobStatus.COMPLETED, "result": result.text, "progress": 1.0}
         outcome = "completed"
     return await finish(store, job_id, tap, changes, outcome)
+    # --8<-- [end:execute]
 
 
 async def finish(
