@@ -221,7 +221,17 @@ class Project:
             env=clean_env(),
         )
         self.run(
-            [UV, "pip", "install", "--python", self.python, "--editable", ".[dev]"],
+            [
+                UV,
+                "pip",
+                "install",
+                "--python",
+                self.python,
+                "--editable",
+                ".",
+                "--group",
+                "dev",
+            ],
             timeout=1500,
         )
         self.timings["install"] = time.monotonic() - started
