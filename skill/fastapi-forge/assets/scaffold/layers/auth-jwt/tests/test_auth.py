@@ -48,6 +48,7 @@ async def test_missing_token_is_401_with_challenge(client: httpx.AsyncClient) ->
     assert response.json()["error"]["code"] == "missing_credentials"
 
 
+# --8<-- [start:bad-tokens]
 @pytest.mark.parametrize(
     ("token", "code"),
     [
@@ -91,6 +92,7 @@ async def test_bad_tokens_are_rejected(client: httpx.AsyncClient, token: str, co
     body = response.json()
     assert body["error"]["code"] == code
     assert "Traceback" not in response.text
+    # --8<-- [end:bad-tokens]
 
 
 async def test_other_scheme_is_treated_as_missing(client: httpx.AsyncClient) -> None:

@@ -37,6 +37,7 @@ class Credentials(Protocol):
     def headers(self, subject: str) -> dict[str, str]: ...
 
 
+# --8<-- [start:make-settings]
 @pytest.fixture
 def make_settings(
     auth_settings: dict[str, Any], database_settings: dict[str, Any]
@@ -59,6 +60,7 @@ def make_settings(
         return Settings(**values)
 
     return factory
+    # --8<-- [end:make-settings]
 
 
 @pytest.fixture

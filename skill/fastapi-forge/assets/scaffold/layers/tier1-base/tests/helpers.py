@@ -23,6 +23,7 @@ from forge_app.config import Settings
 from forge_app.main import create_app
 
 
+# --8<-- [start:app-client]
 @asynccontextmanager
 async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process with its lifespan run, as the ASGI server would."""
@@ -34,6 +35,7 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+        # --8<-- [end:app-client]
 
 
 def free_port() -> int:

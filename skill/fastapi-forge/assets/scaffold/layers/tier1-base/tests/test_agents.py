@@ -99,6 +99,7 @@ async def test_agent_failure_is_502_without_internals(
     assert "Traceback" not in error["message"]
 
 
+# --8<-- [start:sse]
 async def test_sse_streams_chunks_then_done(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
@@ -115,6 +116,7 @@ async def test_sse_streams_chunks_then_done(
     assert text == "You said: one two"
     ids = [int(e.id) for e in events if e.id is not None]
     assert ids == sorted(set(ids))
+    # --8<-- [end:sse]
 
 
 async def test_sse_sends_heartbeats_while_the_agent_is_silent(
@@ -147,6 +149,7 @@ async def test_sse_reports_a_timeout_as_an_error_event(
     assert "in time" in events[-1].json()["text"]
 
 
+# --8<-- [start:disconnect]
 async def test_sse_client_disconnect_stops_the_stream(
     make_settings: SettingsFactory, headers: dict[str, str]
 ) -> None:
@@ -167,6 +170,7 @@ async def test_sse_client_disconnect_stops_the_stream(
             await asyncio.sleep(0.1)
         else:
             pytest.fail("the server did not record the disconnect")
+            # --8<-- [end:disconnect]
 
 
 # --- WebSocket over a real server ------------------------------------------------------------

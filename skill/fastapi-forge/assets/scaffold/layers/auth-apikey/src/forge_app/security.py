@@ -57,6 +57,7 @@ class ApiKeyAuthenticator:
     def credentials(self, headers: Headers) -> str | None:
         return headers.get(self.header) or None
 
+    # --8<-- [start:verify]
     async def authenticate(self, credentials: str) -> Principal:
         presented = hashlib.sha256(credentials.encode()).digest()
         matched: str | None = None
@@ -67,6 +68,7 @@ class ApiKeyAuthenticator:
         if matched is None:
             raise AuthenticationError("invalid_api_key")
         return Principal(subject=matched)
+        # --8<-- [end:verify]
 
 
 def build_authenticator(settings: AuthSettings) -> ApiKeyAuthenticator:

@@ -54,6 +54,7 @@ class JwtAuthenticator:
     def credentials(self, headers: Headers) -> str | None:
         return bearer_token(headers)
 
+    # --8<-- [start:verify]
     async def authenticate(self, credentials: str) -> Principal:
         s = self.settings
         try:
@@ -75,8 +76,10 @@ class JwtAuthenticator:
             subject=str(claims["sub"]),
             scopes=frozenset(scopes.split()) if isinstance(scopes, str) else frozenset(),
         )
+        # --8<-- [end:verify]
 
 
+# --8<-- [start:issue]
 def create_access_token(
     settings: AuthSettings, subject: str, *, scopes: list[str] | None = None
 ) -> str:
@@ -93,6 +96,7 @@ def create_access_token(
         claims["scope"] = " ".join(scopes)
     secret = settings.jwt_secret.get_secret_value()
     return jwt.encode(claims, secret, algorithm=settings.jwt_algorithm)
+    # --8<-- [end:issue]
 
 
 def build_authenticator(settings: AuthSettings) -> JwtAuthenticator:

@@ -83,6 +83,7 @@ class OidcAuthenticator:
                 )
             return self.client
 
+    # --8<-- [start:verify]
     async def authenticate(self, credentials: str) -> Principal:
         s = self.settings
         try:
@@ -112,6 +113,7 @@ class OidcAuthenticator:
             if isinstance(scopes, list)
             else frozenset(),
         )
+        # --8<-- [end:verify]
 
 
 def build_authenticator(settings: AuthSettings) -> OidcAuthenticator:

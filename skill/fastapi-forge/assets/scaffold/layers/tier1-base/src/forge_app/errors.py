@@ -44,6 +44,7 @@ def current_request_id() -> str | None:
     return value if isinstance(value, str) else None
 
 
+# --8<-- [start:envelope]
 def error_response(
     status_code: int,
     code: str,
@@ -62,6 +63,7 @@ def error_response(
         status_code=status_code,
         headers=dict(headers or {}),
     )
+    # --8<-- [end:envelope]
 
 
 HTTP_CODES = {
@@ -88,6 +90,7 @@ async def handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+# --8<-- [start:validation]
 async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Location, message and type only: the rejected input is not echoed back.
@@ -100,6 +103,7 @@ async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     return error_response(422, "validation_error", "request is not valid", details=details)
+    # --8<-- [end:validation]
 
 
 async def handle_unavailable(_: Request, exc: Exception) -> JSONResponse:
@@ -112,9 +116,11 @@ async def handle_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# --8<-- [start:install]
 def install_error_handlers(app: FastAPI) -> None:
     for error_class in (RedisError, *UNAVAILABLE_ERRORS):
         app.add_exception_handler(error_class, handle_unavailable)
     app.add_exception_handler(AppError, handle_app_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    # --8<-- [end:install]

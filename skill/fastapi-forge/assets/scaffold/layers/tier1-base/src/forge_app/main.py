@@ -49,10 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     install_error_handlers(app)
+    # --8<-- [start:middleware-order]
     # add_middleware wraps: the last added runs first. Order on the way in:
     # request id/logging -> CORS -> rate limit -> auth -> routes.
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(RateLimitMiddleware)
+    # --8<-- [start:cors]
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -62,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
+        # --8<-- [end:cors]
     app.add_middleware(RequestContextMiddleware)
+    # --8<-- [end:middleware-order]
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -62,6 +62,7 @@ def record_usage(usage: Iterable[Usage]) -> None:
                 # --8<-- [end:record-usage]
 
 
+# --8<-- [start:multiprocess]
 def render_latest() -> tuple[bytes, str]:
     if multiprocess_dir() is None:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
@@ -73,3 +74,4 @@ def render_latest() -> tuple[bytes, str]:
 def mark_process_dead() -> None:
     if multiprocess_dir() is not None:
         multiprocess.mark_process_dead(os.getpid())
+        # --8<-- [end:multiprocess]

@@ -35,6 +35,7 @@ class DatabaseSettings(BaseSettings):
     db_echo: bool = False
 
 
+# --8<-- [start:engine]
 class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.engine = create_async_engine(
@@ -55,12 +56,14 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        # --8<-- [end:engine]
 
 
 async def open_database(settings: DatabaseSettings) -> Database:
     return Database(settings)
 
 
+# --8<-- [start:session]
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session per request for your own routes: `session: SessionDep`."""
     database: Database = request.state.resources.database
@@ -69,3 +72,4 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# --8<-- [end:session]

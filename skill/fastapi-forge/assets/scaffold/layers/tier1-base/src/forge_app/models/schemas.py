@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+# --8<-- [start:limits]
 MAX_PROMPT_CHARS = 50_000
 Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\w.:/@-]+$")]
+# --8<-- [end:limits]
 
 
 class ErrorBody(BaseModel):
@@ -34,6 +36,7 @@ class ReadinessResponse(BaseModel):
     checks: dict[str, Literal["ok", "failed"]]
 
 
+# --8<-- [start:run-request]
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +47,7 @@ class RunRequest(BaseModel):
     metadata: Annotated[dict[str, Annotated[str, Field(max_length=500)]], Field(max_length=20)] = (
         Field(default_factory=dict)
     )
+    # --8<-- [end:run-request]
 
 
 class UsageView(BaseModel):

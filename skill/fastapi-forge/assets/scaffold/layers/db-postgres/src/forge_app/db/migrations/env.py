@@ -18,11 +18,13 @@ if config.config_file_name is not None:
 target_metadata = Base.metadata
 
 
+# --8<-- [start:url]
 def database_url() -> str:
     # `alembic -x database_url=...` wins over DATABASE_URL, for one-off runs.
     return context.get_x_argument(as_dictionary=True).get(
         "database_url", DatabaseSettings().database_url
     )
+    # --8<-- [end:url]
 
 
 def run_migrations_offline() -> None:
@@ -42,6 +44,7 @@ def do_run_migrations(connection: Connection) -> None:
         context.run_migrations()
 
 
+# --8<-- [start:async]
 async def run_async_migrations() -> None:
     engine = create_async_engine(database_url(), poolclass=pool.NullPool)
     async with engine.connect() as connection:
@@ -53,3 +56,4 @@ if context.is_offline_mode():
     run_migrations_offline()
 else:
     asyncio.run(run_async_migrations())
+    # --8<-- [end:async]
