@@ -204,6 +204,7 @@ class CircuitOpenError(Exception):
         self.retry_after = max(retry_after, 0.0)
 
 
+# --8<-- [start:breaker]
 class CircuitBreaker:
     """Consecutive-failure breaker for one upstream: closed, open, half-open, closed.
 
@@ -285,6 +286,7 @@ class CircuitBreaker:
         log.warning("circuit %s: %s -> %s", self.name, previous, state)
         if self._on_change is not None:
             self._on_change(self.name, state)
+            # --8<-- [end:breaker]
 
 
 class Permit:
@@ -658,6 +660,7 @@ class Gateway:
         # Full jitter: retries of many clients spread out instead of arriving at once.
         return random.uniform(0, ceiling)
 
+    # --8<-- [start:forward]
     async def forward(
         self, request: Request, upstream: Upstream, subject: str | None
     ) -> Response:
@@ -739,6 +742,7 @@ class Gateway:
                 permit.release()
             await asyncio.sleep(self._backoff(attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
+        # --8<-- [end:forward]
 
     def _stream_broken(self, upstream: Upstream) -> Callable[[Exception], None]:
         def report(error: Exception) -> None:
@@ -750,6 +754,7 @@ class Gateway:
 
         return report
 
+    # --8<-- [start:readiness]
     async def readiness(self) -> tuple[bool, Readiness]:
         async def probe(upstream: Upstream) -> bool:
             try:
@@ -774,6 +779,7 @@ class Gateway:
             )
         ready = all(s.status == "up" for s in services.values() if s.required)
         return ready, Readiness(status="ok" if ready else "degraded", services=services)
+        # --8<-- [end:readiness]
 
 
 # ----------------------------------------------------------------------- app

@@ -53,6 +53,7 @@ class RedisStreamsBroker:
             approximate=True,
         )
 
+    # --8<-- [start:consume]
     async def consume(self, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:
         await self._ensure_group(topic, group)
         # "0": this consumer's own pending entries (left by its previous life), then ">".
@@ -71,6 +72,7 @@ class RedisStreamsBroker:
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
+                # --8<-- [end:consume]
 
     async def _ensure_group(self, topic: str, group: str) -> None:
         try:

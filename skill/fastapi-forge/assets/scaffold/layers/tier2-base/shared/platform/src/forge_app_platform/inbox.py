@@ -15,6 +15,7 @@ from .tables import ProcessedEvent
 Apply = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 
+# --8<-- [start:handle-once]
 async def handle_once(
     sessions: async_sessionmaker[AsyncSession], consumer: str, envelope: Envelope, apply: Apply
 ) -> bool:
@@ -32,6 +33,7 @@ async def handle_once(
             return False
         await apply(session, envelope)  # same transaction: both commit or neither
         return True
+        # --8<-- [end:handle-once]
 
 
 def idempotent(

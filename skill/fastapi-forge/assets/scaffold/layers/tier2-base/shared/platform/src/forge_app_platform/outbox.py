@@ -29,6 +29,7 @@ def add_event(session: AsyncSession, topic: str, envelope: Envelope) -> None:
     )
 
 
+# --8<-- [start:relay]
 async def relay_once(
     sessions: async_sessionmaker[AsyncSession], broker: Broker, limit: int = 100
 ) -> int:
@@ -48,6 +49,7 @@ async def relay_once(
             EVENTS_PUBLISHED.labels(row.topic).inc()
             row.published_at = datetime.now(UTC)
         return len(rows)
+        # --8<-- [end:relay]
 
 
 async def run_relay(
