@@ -39,6 +39,13 @@ def _skill(tmp_path: Path, agents_chars: int, skill_md: str = LISTS) -> Path:
     return tmp_path
 
 
+def test_the_skill_is_within_budget() -> None:
+    proc = _run()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "New agent API:" in proc.stdout
+    assert "Add agent endpoints to an existing app:" in proc.stdout
+
+
 def test_within_budget_passes_and_prints_costs(tmp_path: Path) -> None:
     proc = _run(_skill(tmp_path, agents_chars=40_000))
     assert proc.returncode == 0, proc.stdout + proc.stderr
