@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CACHE = REPO / ".cache"
-SDKS = ("anthropic", "openai", "langgraph", "crewai")
+SDKS = ("claude-agent-sdk", "openai-agents", "langgraph", "crewai")
 
 
 def _requirement_files(path: Path) -> list[Path]:

@@ -31,8 +31,8 @@ AGENT_TIMEOUT_SECONDS = 10
 
 # sdk -> (fake provider, AGENT_MODEL, base URL path the SDK's client expects)
 PROVIDERS: dict[str, tuple[type[FakeHTTPServer], str, str]] = {
-    "anthropic": (FakeAnthropic, "claude-sonnet-5", ""),
-    "openai": (FakeOpenAI, "gpt-5.6-luna", "/v1"),
+    "claude-agent-sdk": (FakeAnthropic, "claude-sonnet-5", ""),
+    "openai-agents": (FakeOpenAI, "gpt-5.6-luna", "/v1"),
     "langgraph": (FakeAnthropic, "claude-sonnet-5", ""),
     "crewai": (FakeOpenAI, "openai/gpt-5.6-luna", "/v1"),
 }

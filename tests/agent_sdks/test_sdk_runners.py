@@ -1,4 +1,4 @@
-"""Each SDK runner's checks (runner_checks/<sdk>_checks.py), run in that SDK's own venv."""
+"""Each SDK runner's checks (runner_checks/<sdk with _ for ->_checks.py), run in its own venv."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_runner_checks_pass_with_the_real_sdk(sdk: str) -> None:
             "-q",
             "-p",
             "no:warnings",
-            str(checks / f"{sdk}_checks.py"),
+            str(checks / f"{sdk.replace('-', '_')}_checks.py"),
         ],
         cwd=HERE,
         capture_output=True,

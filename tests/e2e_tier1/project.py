@@ -61,7 +61,7 @@ COMBOS: tuple[Combo, ...] = (
         "forge-mongo",
         db="mongodb",
         auth="oauth2",
-        agent="openai",
+        agent="openai-agents",
         deploy="k8s",
         queue="celery",
     ),
@@ -96,6 +96,14 @@ COMBOS: tuple[Combo, ...] = (
         agent="none",
         deploy="serverless",
         queue="none",
+    ),
+    Combo(
+        "forge-claude",
+        db="postgres",
+        auth="jwt",
+        agent="claude-agent-sdk",
+        deploy="compose",
+        queue="arq",
     ),
 )
 DEFAULT = COMBOS[0]

@@ -17,7 +17,15 @@ OPTION_VALUES = {
     "db": ["postgres", "mongodb", "redis", "none"],
     "auth": ["jwt", "oauth2", "apikey", "none"],
     "queue": ["arq", "celery", "none"],
-    "agent": ["anthropic", "openai", "langgraph", "crewai", "custom", "none"],
+    "agent": [
+        "anthropic",
+        "claude-agent-sdk",
+        "openai-agents",
+        "langgraph",
+        "crewai",
+        "custom",
+        "none",
+    ],
     "deploy": ["compose", "k8s", "cloudrun", "serverless"],
 }
 
@@ -197,7 +205,17 @@ def test_deployment_files_that_cannot_follow_an_option_are_named(
     assert "k8s/ runs a job worker: without a queue, remove worker-deployment.yaml" in (
         trimmed.stderr
     )
-    serverless = scaffold("--name", "stack", "--db", "none", "--deploy", "serverless", "--dry-run")
+    serverless = scaffold(
+        "--name",
+        "stack",
+        "--db",
+        "none",
+        "--agent",
+        "custom",
+        "--deploy",
+        "serverless",
+        "--dry-run",
+    )
     assert "note:" not in serverless.stderr
 
 

@@ -43,7 +43,10 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "db": (("postgres", "mongodb", "redis", "none"), "postgres"),
     "auth": (("jwt", "oauth2", "apikey", "none"), "jwt"),
     "queue": (("arq", "celery", "none"), "arq"),
-    "agent": (("anthropic", "openai", "langgraph", "crewai", "custom", "none"), "anthropic"),
+    "agent": (
+        ("anthropic", "claude-agent-sdk", "openai-agents", "langgraph", "crewai", "custom", "none"),
+        "anthropic",
+    ),
     "deploy": (("compose", "k8s", "cloudrun", "serverless"), "compose"),
 }
 

@@ -11,7 +11,7 @@ from checks import *  # noqa: F403  (the shared tests)
 from conftest import RunnerSettings
 from fakes.openai import FakeOpenAI
 
-SDK = "openai"
+SDK = "openai-agents"
 MODEL = "gpt-5.6-luna"
 
 

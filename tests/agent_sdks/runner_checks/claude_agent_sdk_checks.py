@@ -12,7 +12,7 @@ from checks import *  # noqa: F403  (the shared tests)
 from conftest import RunnerSettings
 from fakes.anthropic import FakeAnthropic
 
-SDK = "anthropic"
+SDK = "claude-agent-sdk"
 MODEL = "claude-sonnet-5"
 
 
