@@ -7,12 +7,13 @@ import json
 import re
 from typing import Any
 
+import fastapi.routing
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .conftest import Credentials, SettingsFactory
+from .conftest import SettingsFactory
 from .helpers import app_client, live_server, read_sse
 
 
@@ -119,18 +120,25 @@ async def test_sse_streams_chunks_then_done(
     # --8<-- [end:sse]
 
 
-async def test_sse_sends_heartbeats_while_the_agent_is_silent(
-    make_settings: SettingsFactory, headers: dict[str, str]
+async def test_sse_sends_keepalive_pings_while_the_agent_is_silent(
+    make_settings: SettingsFactory, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(fake_agent_delay_seconds=0.3, sse_heartbeat_seconds=0.1)
+    # FastAPI's own keep-alive (a `: ping` comment after 15 s of silence); its interval is
+    # private but meant to be patched by tests.
+    monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.1)
+    settings = make_settings(fake_agent_delay_seconds=0.3)
     async with (
-        app_client(settings) as client,
+        live_server(settings) as address,
+        httpx.AsyncClient() as client,
         client.stream(
-            "GET", "/agents/run/stream", params={"prompt": "slow"}, headers=headers
+            "GET",
+            f"http://{address}/agents/run/stream",
+            params={"prompt": "slow"},
+            headers=headers,
         ) as response,
     ):
         events = await read_sse(response)
-    assert any("heartbeat" in event.comments for event in events)
+    assert any("ping" in event.comments for event in events)
     assert events[-1].event == "done"
 
 
@@ -182,20 +190,18 @@ async def receive(ws: ClientConnection) -> dict[str, Any]:
         return message
 
 
-async def open_session(address: str, token: str | None) -> ClientConnection:
-    ws = await connect(f"ws://{address}/agents/ws")
-    if token is not None:
-        await ws.send(json.dumps({"type": "auth", "token": token}))
+async def open_session(address: str, headers: dict[str, str]) -> ClientConnection:
+    ws = await connect(f"ws://{address}/agents/ws", additional_headers=headers)
     assert (await receive(ws)) == {"type": "ready"}
     return ws
 
 
 async def test_websocket_run_ping_and_cancel(
-    make_settings: SettingsFactory, credentials: Credentials
+    make_settings: SettingsFactory, headers: dict[str, str]
 ) -> None:
     settings = make_settings(fake_agent_delay_seconds=0.05)
     async with live_server(settings) as address:
-        ws = await open_session(address, credentials.token("alice"))
+        ws = await open_session(address, headers)
         await ws.send(json.dumps({"type": "ping"}))
         assert (await receive(ws)) == {"type": "pong"}
 
@@ -216,22 +222,52 @@ async def test_websocket_run_ping_and_cancel(
 
 
 async def test_websocket_sends_heartbeat_pings(
-    make_settings: SettingsFactory, credentials: Credentials
+    make_settings: SettingsFactory, headers: dict[str, str]
 ) -> None:
     settings = make_settings(ws_ping_interval_seconds=0.1)
     async with live_server(settings) as address:
-        ws = await open_session(address, credentials.token("alice"))
+        ws = await open_session(address, headers)
         assert (await receive(ws)) == {"type": "ping"}
         await ws.close()
 
 
 async def test_websocket_closes_1003_on_an_invalid_message(
-    make_settings: SettingsFactory, credentials: Credentials
+    make_settings: SettingsFactory, headers: dict[str, str]
 ) -> None:
     async with live_server(make_settings()) as address:
-        ws = await open_session(address, credentials.token("alice"))
+        ws = await open_session(address, headers)
         await ws.send("{not json")
         with pytest.raises(ConnectionClosed) as closed:
             await receive(ws)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1003
+
+
+# --- the per-process cap on concurrent agent runs ---------------------------------------------
+
+
+async def test_runs_beyond_the_cap_wait_for_a_slot_held_until_the_stream_ends(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    settings = make_settings(agent_max_concurrent_runs=1, fake_agent_delay_seconds=0.1)
+    async with live_server(settings) as address, httpx.AsyncClient(timeout=30) as client:
+        base = f"http://{address}"
+        async with client.stream(
+            "GET", f"{base}/agents/run/stream", params={"prompt": "a b c d e f"}, headers=headers
+        ) as stream:
+            lines = stream.aiter_lines()
+            async for line in lines:
+                if line.startswith("event: text"):
+                    break
+            # The stream holds the only slot: a second run waits instead of starting.
+            waiting = asyncio.create_task(
+                client.post(f"{base}/agents/run", json={"prompt": "next"}, headers=headers)
+            )
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            async for line in lines:
+                if line.startswith("event: done"):
+                    break
+        response = await asyncio.wait_for(waiting, 10)
+        assert response.status_code == 200, response.text
+        assert response.json()["output"] == "You said: next"

@@ -73,7 +73,8 @@ async def test_running_job_is_cancelled_for_real(
         assert running["status"] == "running"
         await asyncio.sleep(0.3)
         cancel = await client.delete(f"/agents/jobs/{job_id}", headers=headers)
-        assert cancel.status_code in (200, 202), cancel.text
+        assert cancel.status_code == 202, cancel.text
+        assert cancel.json()["cancel_requested"] is True
         job = await wait_for(client, job_id, headers, TERMINAL)
         assert job["status"] == "cancelled"
         assert job["cancel_requested"] is True
@@ -96,7 +97,7 @@ async def test_queued_job_is_cancelled_before_it_runs(
         await wait_for(client, first, headers, {"running"})
         second = await submit(client, headers, "never runs")
         cancel = await client.delete(f"/agents/jobs/{second}", headers=headers)
-        assert cancel.status_code == 200
+        assert cancel.status_code == 202
         assert cancel.json()["status"] == "cancelled"
         await client.delete(f"/agents/jobs/{first}", headers=headers)
         await wait_for(client, first, headers, TERMINAL)

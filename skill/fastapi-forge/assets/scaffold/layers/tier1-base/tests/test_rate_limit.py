@@ -1,8 +1,14 @@
-"""Rate limiting in Redis: shared by every app instance (worker) using the same Redis."""
+"""Rate limiting in Redis: per caller, shared by every app instance (worker) on one Redis."""
 
 from __future__ import annotations
 
-from .conftest import SettingsFactory
+import asyncio
+import re
+import time
+
+import pytest
+
+from .conftest import Credentials, SettingsFactory
 from .helpers import app_client, free_port
 
 
@@ -38,11 +44,19 @@ async def test_limit_is_shared_between_processes(
     assert 429 not in statuses[:4]
 
 
-async def test_unauthenticated_requests_count_too(make_settings: SettingsFactory) -> None:
+async def test_each_caller_has_its_own_budget(
+    make_settings: SettingsFactory, credentials: Credentials
+) -> None:
+    alice, mallory = credentials.headers("alice"), credentials.headers("mallory")
+    if not alice:
+        pytest.skip("--auth none: every caller is anonymous and counted per client address")
     settings = make_settings(rate_limit_requests=2, rate_limit_window_seconds=30)
     async with app_client(settings) as client:
-        codes = [(await client.get("/me")).status_code for _ in range(3)]
-    assert codes[-1] == 429
+        codes = [(await client.get("/me", headers=alice)).status_code for _ in range(3)]
+        # Same client address, another caller: a budget of its own.
+        other = await client.get("/me", headers=mallory)
+    assert codes == [200, 200, 429]
+    assert other.status_code == 200
 
 
 async def test_unreachable_redis_fails_open(
@@ -51,4 +65,26 @@ async def test_unreachable_redis_fails_open(
     settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     async with app_client(settings) as client:
         response = await client.get("/me", headers=headers)
+        metrics = (await client.get("/metrics")).text
     assert response.status_code == 200
+    unchecked = re.search(r"^rate_limit_unchecked_total ([0-9.]+)$", metrics, re.MULTILINE)
+    assert unchecked is not None
+    assert float(unchecked.group(1)) >= 1
+
+
+async def test_a_silent_redis_costs_at_most_its_timeout(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    # Accepts connections and never answers: only a read timeout gets the request through.
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_seconds=0.3)
+    async with server, app_client(settings) as client:
+        started = time.monotonic()
+        response = await client.get("/me", headers=headers)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < 3

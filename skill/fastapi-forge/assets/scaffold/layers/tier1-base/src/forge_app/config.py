@@ -33,13 +33,18 @@ class Settings(AuthSettings, DatabaseSettings, BaseSettings):
     redis_url: str = "redis://localhost:6379/0"
     # Prefix of every Redis key this app writes, so several apps can share one Redis.
     redis_key_prefix: str = "forge_app:"
+    # Connect and read timeout of every Redis call: a hung Redis costs a request this
+    # long, then the caller gets 503 (or, for the rate limiter, the request passes).
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    # Per caller (token subject or API key), per client address when unauthenticated;
+    # counted in Redis, so the limit holds across workers and replicas.
     rate_limit_requests: int = Field(default=60, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
 
-    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
-    ws_auth_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Lifetime of a ticket from POST /auth/tickets (single use: ?ticket= on SSE or WebSocket).
+    ticket_ttl_seconds: int = Field(default=30, ge=1, le=300)
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
 
     # Job queue (ARQ or Celery queue name; in-process: unused).
@@ -54,6 +59,9 @@ class Settings(AuthSettings, DatabaseSettings, BaseSettings):
     agent_base_url: str | None = None
     agent_timeout_seconds: float = Field(default=300.0, gt=0)
     agent_max_turns: int = Field(default=15, ge=1)
+    # Agent runs at once in one API process (POST /agents/run, SSE streams, WebSocket
+    # sessions); more wait for a free slot. Jobs are bounded by WORKER_CONCURRENCY.
+    agent_max_concurrent_runs: int = Field(default=16, ge=1)
     fake_agent_delay_seconds: float = Field(default=0.05, ge=0)
     fake_agent_fail: bool = False
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from .errors import AppError
 from .middleware.auth import PRINCIPAL_KEY
@@ -14,13 +15,14 @@ from .resources import Resources
 
 # `async def` although nothing is awaited: FastAPI runs a plain `def` dependency in the
 # thread pool, a thread hop on every request for what is only an attribute read.
-async def get_resources(request: Request) -> Resources:
-    resources: Resources = request.state.resources
+# HTTPConnection, not Request: the same dependencies serve WebSocket routes.
+async def get_resources(connection: HTTPConnection) -> Resources:
+    resources: Resources = connection.state.resources
     return resources
 
 
-async def get_principal(request: Request) -> Principal:
-    principal = getattr(request.state, PRINCIPAL_KEY, None)
+async def get_principal(connection: HTTPConnection) -> Principal:
+    principal = getattr(connection.state, PRINCIPAL_KEY, None)
     if not isinstance(principal, Principal):
         # Only reachable if a route is mounted outside AuthMiddleware's protection.
         raise AppError(401, "missing_credentials", "authentication required")

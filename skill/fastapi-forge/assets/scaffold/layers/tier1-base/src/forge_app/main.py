@@ -1,6 +1,9 @@
 """The application factory. Run it with
 
 uvicorn --factory forge_app.main:create_app --host 0.0.0.0 --port 8000 --workers 2
+
+or `fastapi run --workers 2`, which starts `forge_app.asgi:app` ([tool.fastapi] in
+pyproject.toml).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .middleware.auth import AuthMiddleware
 from .middleware.logging import RequestContextMiddleware
 from .middleware.rate_limit import RateLimitMiddleware
 from .resources import open_resources
-from .routes import ROUTERS
+from .routes import include_routes
 from .security import build_authenticator
 
 log = structlog.get_logger(__name__)
@@ -51,9 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # --8<-- [start:middleware-order]
     # add_middleware wraps: the last added runs first. Order on the way in:
-    # request id/logging -> CORS -> rate limit -> auth -> routes.
-    app.add_middleware(AuthMiddleware, authenticator=authenticator)
+    # request id/logging -> CORS -> auth -> rate limit (per caller) -> routes.
     app.add_middleware(RateLimitMiddleware)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
     # --8<-- [start:cors]
     if settings.cors_origins:
         app.add_middleware(
@@ -67,6 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # --8<-- [end:cors]
     app.add_middleware(RequestContextMiddleware)
     # --8<-- [end:middleware-order]
-    for router in ROUTERS:
-        app.include_router(router)
+    include_routes(app, settings)
     return app

@@ -39,6 +39,10 @@ AGENT_RUNS = Counter(
     "Agent runs by entry point and outcome",
     ["mode", "outcome"],
 )
+RATE_LIMIT_UNCHECKED = Counter(
+    "rate_limit_unchecked_total",
+    "Requests let through unchecked because the rate limiter's Redis did not answer",
+)
 AGENT_TOKENS = Counter(
     "agent_tokens_total", "Tokens used by agent runs, per model and kind", ["model", "kind"]
 )

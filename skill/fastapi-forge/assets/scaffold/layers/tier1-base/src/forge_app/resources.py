@@ -43,7 +43,8 @@ def open_redis(settings: Settings) -> Redis:
     return Redis.from_url(
         settings.redis_url,
         decode_responses=True,
-        socket_connect_timeout=settings.readiness_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.redis_timeout_seconds,
         health_check_interval=30,
     )
 

@@ -1,7 +1,14 @@
 """The routers `create_app` mounts, in order. Add your own here."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-from . import health, identity
+from fastapi import FastAPI
 
-ROUTERS: list[APIRouter] = [health.router, identity.router]
+from ..config import Settings
+from . import health, identity, tickets
+
+
+def include_routes(app: FastAPI, settings: Settings) -> None:
+    app.include_router(health.router)
+    app.include_router(identity.router)
+    app.include_router(tickets.router)

@@ -7,6 +7,8 @@ the running task, so the agent coroutine really stops, and `execute_job` records
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -43,7 +45,11 @@ class ArqJobQueue:
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
-    return RedisSettings.from_dsn(settings.redis_url)
+    # ARQ's connect timeout is whole seconds; round up so it is never 0.
+    return dataclasses.replace(
+        RedisSettings.from_dsn(settings.redis_url),
+        conn_timeout=max(1, math.ceil(settings.redis_timeout_seconds)),
+    )
 
 
 async def build_job_queue(
@@ -53,7 +59,9 @@ async def build_job_queue(
     # start (and report not-ready) while Redis is down.
     pool = ArqRedis(
         ConnectionPool.from_url(
-            settings.redis_url, socket_connect_timeout=settings.readiness_timeout_seconds
+            settings.redis_url,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            socket_timeout=settings.redis_timeout_seconds,
         ),
         default_queue_name=settings.queue_name,
     )

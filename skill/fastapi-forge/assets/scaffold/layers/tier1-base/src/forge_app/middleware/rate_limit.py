@@ -1,9 +1,14 @@
 """Fixed-window rate limiting in Redis, shared by every worker process, as pure ASGI.
 
 One Lua script increments the window's counter and sets its expiry atomically, so the
-limit holds across uvicorn workers and replicas. Keyed by client address (put uvicorn
-behind the proxy with `--proxy-headers --forwarded-allow-ips`) and checked before
-authentication, so guessing credentials is limited too.
+limit holds across uvicorn workers and replicas. It runs after authentication and counts
+per caller (the principal's subject: one budget per user or API key, whichever address
+they come from); callers without credentials (`--auth none`) are counted per client
+address (put uvicorn behind the proxy with `--proxy-headers --forwarded-allow-ips`).
+
+When Redis does not answer within REDIS_TIMEOUT_SECONDS the request passes unchecked
+(fail open: logged and counted in `rate_limit_unchecked_total`; /health/ready reports
+Redis down). A limit on spending, unlike this one, must fail closed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import error_response
+from ..metrics import RATE_LIMIT_UNCHECKED
+from ..principal import ANONYMOUS, Principal
+from .auth import PRINCIPAL_KEY
 
 if TYPE_CHECKING:
     from ..resources import Resources
@@ -39,6 +47,14 @@ return {count, ttl}
 log = structlog.get_logger(__name__)
 
 
+def rate_key(scope: Scope) -> str:
+    principal = scope.get("state", {}).get(PRINCIPAL_KEY)
+    if isinstance(principal, Principal) and principal is not ANONYMOUS:
+        return f"user:{principal.subject}"
+    client = scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,16 +68,14 @@ class RateLimitMiddleware:
         resources: Resources = scope["state"]["resources"]
         settings = resources.settings
         limit = settings.rate_limit_requests
-        client = scope.get("client")
-        key = f"{settings.redis_key_prefix}ratelimit:{client[0] if client else 'unknown'}"
+        key = f"{settings.redis_key_prefix}ratelimit:{rate_key(scope)}"
         try:
             if self._window is None or self._window.registered_client is not resources.redis:
                 self._window = resources.redis.register_script(WINDOW_SCRIPT)
             count, ttl = await self._window(keys=[key], args=[settings.rate_limit_window_seconds])
         except RedisError:
-            # Fail open: an unreachable Redis must not take the API down with it;
-            # /health/ready reports it.
-            log.warning("rate_limit_unavailable")
+            log.warning("rate_limit_unchecked", reason="redis_unavailable")
+            RATE_LIMIT_UNCHECKED.inc()
             await self.app(scope, receive, send)
             return
         remaining = max(0, limit - int(count))

@@ -105,11 +105,6 @@ class StreamEvent(BaseModel):
 # --- WebSocket protocol (client -> server) -------------------------------------------------
 
 
-class WsAuth(BaseModel):
-    type: Literal["auth"]
-    token: Annotated[str, Field(max_length=8192)]
-
-
 class WsRun(BaseModel):
     type: Literal["run"]
     prompt: Prompt
@@ -125,5 +120,5 @@ class WsPing(BaseModel):
     type: Literal["ping"]
 
 
-WsClientMessage = Annotated[WsAuth | WsRun | WsCancel | WsPing, Field(discriminator="type")]
-ws_client_message: TypeAdapter[WsAuth | WsRun | WsCancel | WsPing] = TypeAdapter(WsClientMessage)
+WsClientMessage = Annotated[WsRun | WsCancel | WsPing, Field(discriminator="type")]
+ws_client_message: TypeAdapter[WsRun | WsCancel | WsPing] = TypeAdapter(WsClientMessage)

@@ -1,4 +1,8 @@
-"""Agent endpoints: run (sync), run/async (job), run/stream (SSE), ws, job status, cancel."""
+"""Agent endpoints: run (sync), run/async (job), run/stream (SSE), ws, job status, cancel.
+
+`run_router` holds the routes that run the agent in this process; `create_app` mounts it
+under the per-process cap on concurrent runs (`routes/__init__.py`).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from ..agents.base import AgentChunk, AgentRequest
-from ..dependencies import PrincipalDep
+from ..dependencies import PrincipalDep, ResourcesDep
 from ..metrics import AGENT_RUNS
 from ..models.schemas import (
     MAX_PROMPT_CHARS,
@@ -27,26 +31,23 @@ from ..models.schemas import (
     RunResponse,
     StreamEvent,
     UsageView,
-    WsAuth,
     WsCancel,
     WsPing,
     WsRun,
     ws_client_message,
 )
-from ..principal import ANONYMOUS, AuthenticationError, Principal
-from ..resources import Resources
-from ..services.agent_service import AgentService, AgentServiceDep, with_heartbeats
+from ..services.agent_service import AgentService, AgentServiceDep
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+run_router = APIRouter(prefix="/agents", tags=["agents"])
 log = structlog.get_logger(__name__)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 409, 422, 429, 502, 504)
 }
 
-# WebSocket close codes (RFC 6455): 1008 policy violation (authentication), 1003 data the
-# server does not accept, 1011 unexpected server error.
-WS_POLICY_VIOLATION = status.WS_1008_POLICY_VIOLATION
+# WebSocket close codes (RFC 6455): 1003 data the server does not accept, 1011 unexpected
+# server error. Authentication never gets this far: it is refused at the handshake.
 WS_UNSUPPORTED_DATA = status.WS_1003_UNSUPPORTED_DATA
 WS_INTERNAL_ERROR = status.WS_1011_INTERNAL_ERROR
 
@@ -61,7 +62,7 @@ def to_event(chunk: AgentChunk) -> StreamEvent:
 
 
 # --8<-- [start:run]
-@router.post("/run", responses=ERRORS)
+@run_router.post("/run", responses=ERRORS)
 async def run_agent(body: RunRequest, service: AgentServiceDep, _: PrincipalDep) -> RunResponse:
     """Run the agent and wait for its answer (bounded by AGENT_TIMEOUT_SECONDS: 504)."""
     return await service.run(body)
@@ -81,7 +82,7 @@ async def run_agent_async(
 
 
 # --8<-- [start:stream]
-@router.get("/run/stream", response_class=EventSourceResponse, responses=ERRORS)
+@run_router.get("/run/stream", response_class=EventSourceResponse, responses=ERRORS)
 async def stream_agent(
     prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
     service: AgentServiceDep,
@@ -89,16 +90,13 @@ async def stream_agent(
     model: Annotated[ModelName | None, Query()] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: one `event:` per chunk type (text, tool_call, tool_result,
-    usage), then `done` or `error`. Comment lines keep idle connections open."""
-    interval = service.settings.sse_heartbeat_seconds
-    chunks = service.stream(AgentRequest(prompt=prompt, model=model))
+    usage), then `done` or `error`. FastAPI sends a `: ping` comment whenever nothing was
+    sent for 15 s, so proxies keep idle streams open. Browsers: `?ticket=` from
+    `POST /auth/tickets` instead of the Authorization header."""
     sequence = 0
     outcome = "disconnected"
     try:
-        async for chunk in with_heartbeats(chunks, interval):
-            if chunk is None:
-                yield ServerSentEvent(comment="heartbeat")
-                continue
+        async for chunk in service.stream(AgentRequest(prompt=prompt, model=model)):
             sequence += 1
             event = to_event(chunk)
             if chunk.type == "error":
@@ -115,8 +113,9 @@ async def stream_agent(
             data=StreamEvent(type="error", text="the agent did not finish in time"),
         )
     finally:
-        # A client that goes away cancels this generator; the agent stream is closed by
-        # with_heartbeats, and the outcome stays "disconnected".
+        # A client that goes away cancels the task iterating this generator: the
+        # cancellation runs through the agent stream (which stops), and the outcome stays
+        # "disconnected".
         AGENT_RUNS.labels(mode="stream", outcome=outcome).inc()
         log.info("sse_stream_closed", outcome=outcome, events=sequence)
         # --8<-- [end:stream]
@@ -128,34 +127,32 @@ async def get_job(job_id: uuid.UUID, service: AgentServiceDep, principal: Princi
     return (await service.get_job(principal, job_id)).view()
 
 
-@router.delete(
-    "/jobs/{job_id}",
-    responses={**ERRORS, 202: {"model": JobView, "description": "cancellation in progress"}},
-)
+@router.delete("/jobs/{job_id}", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def cancel_job(
-    job_id: uuid.UUID, service: AgentServiceDep, principal: PrincipalDep, response: Response
+    job_id: uuid.UUID, service: AgentServiceDep, principal: PrincipalDep
 ) -> JobView:
-    """Cancel a queued or running job. 200 once it is cancelled; 202 while a running
-    agent is still stopping (poll the job); 409 if it had already finished."""
-    job = await service.cancel_job(principal, job_id)
-    if not job.status.terminal:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return job.view()
+    """Cancel a queued or running job: 202, cancellation requested (the body shows the job
+    as it is now; poll it until `cancelled`). 409 if it had already finished, 404 if it
+    does not exist or is someone else's."""
+    return (await service.cancel_job(principal, job_id)).view()
     # --8<-- [end:jobs]
 
 
 # --- WebSocket ---------------------------------------------------------------------------
 #
+# Authentication happens at the handshake (AuthMiddleware): the Authorization header (or
+# X-API-Key) from non-browser clients, `?ticket=` from browsers (POST /auth/tickets).
+# Without valid credentials the handshake is refused with HTTP 401; nothing is accepted.
+#
 # Protocol, JSON text frames:
-#   client -> {"type": "auth", "token": "..."}   first message (unless auth is disabled)
-#   server -> {"type": "ready"}
+#   server -> {"type": "ready"}                   once accepted
 #   client -> {"type": "run", "prompt": "...", "model": null}
 #   server -> {"type": "text" | "tool_call" | "tool_result" | "usage", ...} ... {"type": "done"}
+#                                                 or {"type": "error", "text": "..."}
 #   client -> {"type": "cancel"}                  stops the current run: {"type": "cancelled"}
 #   client -> {"type": "ping"}                    server -> {"type": "pong"}
-#   server -> {"type": "ping"}                    every WS_PING_INTERVAL_SECONDS when idle
-# The token travels in the first message, not the URL (URLs end up in access logs and
-# browser history) and not a header (browsers cannot set headers on a WebSocket).
+#   server -> {"type": "ping"}                    every WS_PING_INTERVAL_SECONDS
+# Close codes: 1003 a message the server cannot parse, 1011 an unexpected server error.
 
 
 class WsSession:
@@ -168,25 +165,6 @@ class WsSession:
     async def send(self, payload: dict[str, Any]) -> None:
         async with self.send_lock:
             await self.websocket.send_text(json.dumps(payload))
-
-    async def authenticate(self, resources: Resources) -> Principal | None:
-        authenticator = resources.authenticator
-        if not authenticator.required:
-            return ANONYMOUS
-        try:
-            async with asyncio.timeout(resources.settings.ws_auth_timeout_seconds):
-                raw = await self.websocket.receive_text()
-            message = ws_client_message.validate_json(raw)
-            if not isinstance(message, WsAuth):
-                raise AuthenticationError("auth_required_first")
-            return await authenticator.authenticate(message.token)
-        except WebSocketDisconnect:
-            return None
-        except TimeoutError:
-            await self.websocket.close(WS_POLICY_VIOLATION, "authentication timed out")
-        except (ValidationError, AuthenticationError):
-            await self.websocket.close(WS_POLICY_VIOLATION, "authentication failed")
-        return None
 
     async def heartbeat(self) -> None:
         interval = self.service.settings.ws_ping_interval_seconds
@@ -242,24 +220,19 @@ class WsSession:
             elif isinstance(message, WsCancel):
                 if await self.cancel_run():
                     await self.send({"type": "cancelled"})
-            elif isinstance(message, WsRun):
-                if self.run_task is not None and not self.run_task.done():
-                    await self.send({"type": "error", "text": "a run is already in progress"})
-                    continue
-                self.run_task = asyncio.create_task(self.run(message))
+            elif self.run_task is not None and not self.run_task.done():
+                await self.send({"type": "error", "text": "a run is already in progress"})
             else:
-                await self.send({"type": "error", "text": "already authenticated"})
+                self.run_task = asyncio.create_task(self.run(message))
 
 
-@router.websocket("/ws")
-async def agent_websocket(websocket: WebSocket) -> None:
-    resources: Resources = websocket.state.resources
+@run_router.websocket("/ws")
+async def agent_websocket(
+    websocket: WebSocket, resources: ResourcesDep, principal: PrincipalDep
+) -> None:
     await websocket.accept()
-    session = WsSession(websocket, AgentService(resources))
-    principal = await session.authenticate(resources)
-    if principal is None:
-        return
     structlog.contextvars.bind_contextvars(subject=principal.subject)
+    session = WsSession(websocket, AgentService(resources))
     await session.send({"type": "ready"})
     heartbeat = asyncio.create_task(session.heartbeat())
     try:

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 from fastapi import Depends
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ..principal import Principal
     from ..resources import Resources
 
-T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
@@ -112,7 +111,10 @@ class AgentService:
             await queue.cancel(key, wait_seconds=0)
             AGENT_RUNS.labels(mode="job", outcome="cancelled").inc()
             return dropped
-        await store.update(key, when={JobStatus.RUNNING}, cancel_requested=True)
+        running = await store.update(key, when={JobStatus.RUNNING}, cancel_requested=True)
+        if running is None:
+            # It finished between the read above and now.
+            raise AppError(409, "job_finished", "the job has already finished")
         await queue.cancel(key, wait_seconds=self.settings.cancel_wait_seconds)
         return await self.get_job(principal, job_id)
         # --8<-- [end:cancel]
@@ -123,32 +125,3 @@ async def get_agent_service(resources: ResourcesDep) -> AgentService:
 
 
 AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]
-
-
-async def with_heartbeats(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:
-    """Items of `source`, with None whenever it stays silent for `interval` seconds.
-
-    The pending `anext` is kept across heartbeats rather than cancelled, so a slow
-    agent is never interrupted by the keep-alive timer."""
-    pending: asyncio.Future[T] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(source))
-            done, _ = await asyncio.wait({pending}, timeout=interval)
-            if not done:
-                yield None
-                continue
-            finished, pending = pending, None
-            try:
-                item = finished.result()
-            except StopAsyncIteration:
-                return
-            yield item
-    finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.wait({pending})
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
