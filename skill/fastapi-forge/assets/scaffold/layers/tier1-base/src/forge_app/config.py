@@ -16,6 +16,7 @@ from .db.session import DatabaseSettings
 from .security import AuthSettings
 
 
+# --8<-- [start:settings]
 class Settings(AuthSettings, DatabaseSettings, BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -69,3 +70,4 @@ class Settings(AuthSettings, DatabaseSettings, BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+    # --8<-- [end:settings]

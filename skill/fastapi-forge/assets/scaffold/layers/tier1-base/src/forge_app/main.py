@@ -30,6 +30,7 @@ from .security import build_authenticator
 log = structlog.get_logger(__name__)
 
 
+# --8<-- [start:create-app]
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -72,3 +73,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # --8<-- [end:middleware-order]
     include_routes(app, settings)
     return app
+    # --8<-- [end:create-app]
