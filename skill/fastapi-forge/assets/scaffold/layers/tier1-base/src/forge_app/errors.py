@@ -116,11 +116,9 @@ async def handle_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# --8<-- [start:install]
 def install_error_handlers(app: FastAPI) -> None:
     for error_class in (RedisError, *UNAVAILABLE_ERRORS):
         app.add_exception_handler(error_class, handle_unavailable)
     app.add_exception_handler(AppError, handle_app_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
-    # --8<-- [end:install]

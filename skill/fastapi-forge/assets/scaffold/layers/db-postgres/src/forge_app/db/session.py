@@ -35,7 +35,6 @@ class DatabaseSettings(BaseSettings):
     db_echo: bool = False
 
 
-# --8<-- [start:engine]
 class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.engine = create_async_engine(
@@ -56,7 +55,6 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        # --8<-- [end:engine]
 
 
 async def open_database(settings: DatabaseSettings) -> Database:

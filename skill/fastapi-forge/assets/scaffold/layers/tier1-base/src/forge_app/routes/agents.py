@@ -144,6 +144,7 @@ async def cancel_job(
 # X-API-Key) from non-browser clients, `?ticket=` from browsers (POST /auth/tickets).
 # Without valid credentials the handshake is refused with HTTP 401; nothing is accepted.
 #
+# --8<-- [start:ws-protocol]
 # Protocol, JSON text frames:
 #   server -> {"type": "ready"}                   once accepted
 #   client -> {"type": "run", "prompt": "...", "model": null}
@@ -153,6 +154,7 @@ async def cancel_job(
 #   client -> {"type": "ping"}                    server -> {"type": "pong"}
 #   server -> {"type": "ping"}                    every WS_PING_INTERVAL_SECONDS
 # Close codes: 1003 a message the server cannot parse, 1011 an unexpected server error.
+# --8<-- [end:ws-protocol]
 
 
 class WsSession:

@@ -93,7 +93,6 @@ class AgentService:
             raise AppError(404, "job_not_found", "no such job")
         return job
 
-    # --8<-- [start:cancel]
     async def cancel_job(self, principal: Principal, job_id: uuid.UUID) -> JobRecord:
         job = await self.get_job(principal, job_id)
         if job.status.terminal:
@@ -117,7 +116,6 @@ class AgentService:
             raise AppError(409, "job_finished", "the job has already finished")
         await queue.cancel(key, wait_seconds=self.settings.cancel_wait_seconds)
         return await self.get_job(principal, job_id)
-        # --8<-- [end:cancel]
 
 
 async def get_agent_service(resources: ResourcesDep) -> AgentService:
