@@ -34,7 +34,7 @@ TEMPLATES = (
     / "templates"
 )
 SECRET = "template-tests-secret-" + "x" * 32
-AUDIENCE = "forge-agent-api"
+AUDIENCE = "forge-app"
 
 
 # --------------------------------------------------------------------------- processes
@@ -75,7 +75,8 @@ def start_template(
         if not key.startswith(("DATABASE_URL", "REDIS_URL", "JWT_", "PROMETHEUS_"))
     }
     return start_uvicorn(
-        f"{module}:app",
+        f"{module}:create_app",
+        factory=True,
         log_dir=cwd / "logs",
         python=sys.executable,
         cwd=cwd,
@@ -176,6 +177,7 @@ def make_token(
     claims = {
         "sub": subject or f"user-{uuid.uuid4().hex[:8]}",
         "aud": audience,
+        "iss": "forge-app",
         "iat": now,
         "exp": now + expires_in,
     }

@@ -1,5 +1,8 @@
-"""single_api.py against PostgreSQL and Redis: two uvicorn workers in production mode,
-driven from outside. Redis is reached through a TCP proxy the tests can cut."""
+"""single_api.py against PostgreSQL and Redis: what only this template does (jobs run in
+the API workers, a cancel served by the other worker, readiness while Redis is cut).
+The contract itself (auth, tickets, SSE, WebSocket, jobs, rate limit across workers,
+the cap on concurrent runs) is tests/contract's, against the same two-worker set-up.
+Redis is reached through a TCP proxy the tests can cut."""
 
 from __future__ import annotations
 
@@ -13,20 +16,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
 from templates.helpers import (
     SECRET,
     Server,
     TcpProxy,
     bearer,
-    connection_per_worker,
     log_records,
     make_token,
-    metric_value,
     pid_of_request,
     raw_request,
-    read_sse,
     start_template,
     wait_for_job,
 )
@@ -56,14 +55,13 @@ def server(
     metrics_dir = workdir / "prometheus"
     metrics_dir.mkdir()
     env = {
-        "ENVIRONMENT": "production",
+        "ENVIRONMENT": "prod",
         "JWT_SECRET": SECRET,
         "DATABASE_URL": postgres_url,
         "REDIS_URL": redis_proxy[1],
-        "REDIS_PREFIX": f"tpl-{uuid.uuid4().hex[:8]}:",
+        "REDIS_KEY_PREFIX": f"tpl-{uuid.uuid4().hex[:8]}:",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "FAKE_AGENT_DELAY_SECONDS": "0.05",
-        "SSE_HEARTBEAT_SECONDS": "0.02",
         "RATE_LIMIT_REQUESTS": str(RATE_LIMIT),
         "RATE_LIMIT_WINDOW_SECONDS": "60",
         "JOB_POLL_SECONDS": "0.2",
@@ -102,56 +100,6 @@ def test_start_up_uses_postgres_and_redis_in_both_workers(server: Server) -> Non
         assert record["zero_setup"] is False
 
 
-async def test_rate_limit_is_shared_by_both_workers(
-    server: Server, client: httpx.AsyncClient, auth: dict[str, str]
-) -> None:
-    def alternate_workers() -> list[tuple[int, int, str | None]]:
-        connections = connection_per_worker(server, 2)
-        results = []
-        for index in range(3 * RATE_LIMIT):
-            pid = list(connections)[index % 2]
-            _, status, body, _ = raw_request(
-                server.port,
-                "POST",
-                "/agents/run",
-                auth,
-                connections[pid],
-                {"prompt": "hi"},
-            )
-            code = json.loads(body)["error"]["code"] if status == 429 else None
-            results.append((pid, status, code))
-        for conn in connections.values():
-            conn.close()
-        return results
-
-    results = await asyncio.to_thread(alternate_workers)
-    statuses = [status for _, status, _ in results]
-    # One budget for both workers: per-worker counters would allow 2 x RATE_LIMIT.
-    assert statuses == [200] * RATE_LIMIT + [429] * (2 * RATE_LIMIT), results
-    assert {pid for pid, status, _ in results if status == 429} == {
-        pid for pid, _, _ in results
-    }
-    assert {code for _, status, code in results if status == 429} == {"rate_limited"}
-
-    limited = await client.post("/agents/run", json={"prompt": "hi"}, headers=auth)
-    assert limited.status_code == 429
-    assert 1 <= int(limited.headers["retry-after"]) <= 60
-
-    # /metrics sums the workers (PROMETHEUS_MULTIPROC_DIR), whichever one answers.
-    def metrics_from_each_worker() -> list[str]:
-        connections = connection_per_worker(server, 2)
-        texts = [
-            raw_request(server.port, "GET", "/metrics", {}, conn)[2].decode()
-            for conn in connections.values()
-        ]
-        for conn in connections.values():
-            conn.close()
-        return texts
-
-    for text in await asyncio.to_thread(metrics_from_each_worker):
-        assert metric_value(text, "rate_limited_total") == 2 * RATE_LIMIT + 1
-
-
 async def test_job_state_lives_in_postgres(
     client: httpx.AsyncClient, auth: dict[str, str], postgres_url: str
 ) -> None:
@@ -178,20 +126,6 @@ async def test_job_state_lives_in_postgres(
     assert row["progress"] == 1.0
     assert json.loads(row["usage"])[0]["model"] == "pg-model"
     assert ":" in row["worker"]
-
-
-async def test_job_timeout_in_postgres_mode(
-    client: httpx.AsyncClient, auth: dict[str, str]
-) -> None:
-    job = (
-        await client.post(
-            "/agents/run/async",
-            json={"prompt": LONG_PROMPT, "timeout_seconds": 0.5},
-            headers=auth,
-        )
-    ).json()
-    failed = await wait_for_job(client, job["job_id"], auth, {"failed", "completed"})
-    assert failed["error"]["code"] == "agent_timeout"
 
 
 async def test_cancel_served_by_the_other_worker_stops_the_job(
@@ -228,43 +162,19 @@ async def test_cancel_served_by_the_other_worker_stops_the_job(
 
     status, body, served_by = await asyncio.to_thread(cancel_elsewhere)
     assert served_by != owner_pid
-    assert status == 200, body
-    cancelled = json.loads(body)
-    assert cancelled["status"] == "cancelled"
+    assert status == 202, body
+    assert json.loads(body)["cancel_requested"] is True
+    cancelled = await wait_for_job(client, job["job_id"], auth, {"cancelled"}, 10)
     await asyncio.sleep(1.0)
     later = (await client.get(f"/agents/jobs/{job['job_id']}", headers=auth)).json()
     assert later["status"] == "cancelled"
-    assert later["steps"] == cancelled["steps"] < 200
+    assert later["progress"] == cancelled["progress"] < 1  # the agent really stopped
     finished = [
         r
         for r in log_records(server)
         if r.get("event") == "job.finished" and r.get("job_id") == job["job_id"]
     ]
     assert [(r["pid"], r["status"]) for r in finished] == [(owner_pid, "cancelled")]
-
-
-async def test_sse_and_websocket_through_two_workers(
-    server: Server, client: httpx.AsyncClient
-) -> None:
-    headers = bearer(make_token("stream-user"))
-    params = {"prompt": "one two three"}
-    async with client.stream(
-        "GET", "/agents/run/stream", params=params, headers=headers
-    ) as response:
-        assert response.status_code == 200
-        read = await read_sse(response.aiter_lines())
-    assert read.events[-1].event == "done"
-    assert "heartbeat" in read.comments
-
-    async with connect(f"{server.ws_url}/agents/ws", additional_headers=headers) as ws:
-        assert json.loads(await ws.recv())["type"] == "ready"
-        await ws.send(json.dumps({"type": "ping"}))
-        assert json.loads(await ws.recv()) == {"type": "pong"}
-        await ws.send(json.dumps({"type": "run", "prompt": "one two", "id": "w"}))
-        kinds = []
-        while not kinds or kinds[-1] not in ("done", "error"):
-            kinds.append(json.loads(await ws.recv())["type"])
-    assert kinds[-1] == "done"
 
 
 async def test_readiness_fails_while_redis_is_unreachable(
@@ -278,8 +188,8 @@ async def test_readiness_fails_while_redis_is_unreachable(
             response = await client.get("/health/ready")
             assert response.status_code == 503
             assert response.json() == {
-                "status": "unavailable",
-                "checks": {"database": "ok", "redis": "unavailable"},
+                "status": "not_ready",
+                "checks": {"database": "ok", "redis": "failed"},
             }
         assert (await client.get("/health")).status_code == 200
         # The limiter fails open: runs go on while Redis is away.

@@ -1,41 +1,42 @@
-"""Agent endpoints as one APIRouter, to drop into an existing FastAPI app.
+"""Agent endpoints for an existing FastAPI app, with the generated project's contract.
 
-    POST   /run            run and wait (504 on timeout, 502 on agent error)
-    POST   /run/async      start a background job (202)
-    GET    /run/stream     SSE with heartbeats; the run stops when the client leaves
-    WS     /ws             auth, ping/pong, run, cancel
-    GET    /jobs/{id}      status, progress, result or error, token usage
-    DELETE /jobs/{id}      cancel a queued or running job
+    POST   /auth/tickets        201: a single-use ticket for `?ticket=` (SSE, WS)
+    POST   /agents/run          run and wait (504 agent_timeout, 502 agent_error)
+    POST   /agents/run/async    202: a job (Location: /agents/jobs/{id})
+    GET    /agents/run/stream   SSE: tool_call, tool_result, text, usage; done | error
+    WS     /agents/ws           authenticated at the handshake; ready, run, cancel, ping
+    GET    /agents/jobs/{id}    queued | running | completed | failed | cancelled
+    DELETE /agents/jobs/{id}    202 cancel requested; 409 job_finished; 404
 
-What the host app provides (nothing else is imported from it):
-    runner        an `AgentRunner` (the interface below; `FakeRunner` for tests and dev)
-    authenticate  a FastAPI dependency returning the caller's id (str) or raising 401
-    verify_token  `async (token) -> caller id`, raising on a bad token: the WebSocket
-                  handshake cannot use HTTP dependencies the same way
-    settings      `AgentRouteSettings` (timeouts, heartbeat, job concurrency)
-    run_dependencies  optional extra dependencies on the routes that start runs (put
-                  the host's rate limiter here)
-    store         optional `JobStore`; the default keeps jobs in memory, which is right
-                  for one process only. With several workers use a database-backed store
-                  and a cancel flag polled by the worker that runs the job (see
-                  single_api.py, which does exactly that).
+Mount it in your app (nothing else of the app is touched; errors on these routes use the
+envelope `{"error": {"code", "message", "request_id", "details"?}}`):
 
-    app.include_router(
-        build_agent_router(runner=..., authenticate=..., verify_token=...),
-        prefix="/agents",
+    from agent_routes import AgentSettings, install_agent_routes, jwt_verifier
+
+    install_agent_routes(
+        app,
+        runner=YourRunner(),                  # anything with `stream(AgentRequest)`
+        verify_token=jwt_verifier(secret),    # or your own: token -> caller id
     )
 
-The router's lifespan cancels running jobs when the app shuts down. Needs Python 3.11+,
-fastapi>=0.135.0 (native SSE: fastapi.sse), pydantic>=2.7, and uvicorn>=0.33.0 to notice
-SSE clients that disconnect.
+Redis (REDIS_URL) holds what several workers share: tickets, rate-limit windows and
+jobs. Jobs run as asyncio tasks in the worker that accepted them; a DELETE served by any
+worker sets the job's cancel flag, which that worker polls. Settings are environment
+variables with the generated project's names (AgentSettings). Needs Python 3.11+,
+fastapi[standard]>=0.164, redis>=5.3, pyjwt>=2.10 (only for `jwt_verifier`).
 """
 
+from __future__ import annotations
+
 import asyncio
+import contextlib
+import hashlib
 import json
+import logging
+import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -44,26 +45,53 @@ from fastapi import (
     APIRouter,
     Depends,
     FastAPI,
-    HTTPException,
     Query,
+    Request,
+    Response,
     WebSocket,
-    WebSocketDisconnect,
     status,
 )
-from fastapi.params import Depends as DependsParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- settings
+
+
+class AgentSettings(BaseSettings):
+    """The generated project's names (REDIS_URL, AGENT_TIMEOUT_SECONDS, ...)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    redis_url: str = "redis://localhost:6379/0"
+    redis_key_prefix: str = "forge_app:"
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    rate_limit_requests: int = Field(default=60, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    ticket_ttl_seconds: int = Field(default=30, ge=1, le=300)
+    ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
+    agent_timeout_seconds: float = Field(default=300.0, gt=0)
+    agent_max_concurrent_runs: int = Field(default=16, ge=1)
+    job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
 
 # --------------------------------------------------------------------------- runner
-# Same shape as the scaffolded project's agents/base.py, inlined to stay standalone.
+# The generated project's agents/base.py, inlined so this file stands alone.
 
 ChunkType = Literal["text", "tool_call", "tool_result", "error", "usage"]
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token figures for one model; a run may report several."""
-
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
@@ -75,7 +103,7 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class AgentChunk:
     type: ChunkType
-    text: str = ""  # text: output piece; error: a message safe for the client
+    text: str = ""  # text: the next piece; error: a message safe for the client
     data: dict[str, Any] = field(default_factory=dict)  # tool_call / tool_result
     usage: Usage | None = None
 
@@ -88,473 +116,711 @@ class AgentRequest:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class AgentResult:
-    text: str
-    usage: list[Usage]
-    tool_calls: list[dict[str, Any]]
-
-
 class AgentRunner(Protocol):
-    """Streams one run. Cancel = cancel the iterating task; timeout = the caller's
-    `asyncio.timeout` around the iteration."""
-
-    name: str
+    """Streams one run. Cancel: cancel the iterating task. Timeouts: the caller's."""
 
     def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]: ...
 
 
-class AgentRunError(RuntimeError):
-    """The agent reported a failure; its message is safe to return to the client."""
-
-
-ChunkSink = Callable[[AgentChunk], Awaitable[None]]
-
-
-async def run_to_completion(
-    runner: AgentRunner, request: AgentRequest, on_chunk: ChunkSink | None = None
-) -> AgentResult:
-    parts: list[str] = []
-    usage: list[Usage] = []
-    tool_calls: list[dict[str, Any]] = []
-    async for chunk in runner.stream(request):
-        if on_chunk is not None:
-            await on_chunk(chunk)
-        if chunk.type == "text":
-            parts.append(chunk.text)
-        elif chunk.type == "usage" and chunk.usage is not None:
-            usage.append(chunk.usage)
-        elif chunk.type == "tool_call":
-            tool_calls.append(chunk.data)
-        elif chunk.type == "error":
-            raise AgentRunError(chunk.text)
-    return AgentResult("".join(parts), usage, tool_calls)
-
-
 class FakeRunner:
-    """Deterministic runner for tests and local dev: echoes the prompt word by word,
-    with one tool call halfway and a usage chunk at the end; `fail` errors halfway."""
-
-    name = "fake"
+    """The generated project's fake agent: `You said: <prompt>` word by word, after a
+    count_words tool call, then usage. For tests and local work."""
 
     def __init__(
-        self, model: str = "fake-model", delay: float = 0.02, fail: bool = False
-    ):
+        self, *, model: str = "fake-model", delay_seconds: float = 0.0
+    ) -> None:
         self.model = model
-        self.delay = delay
-        self.fail = fail
+        self.delay_seconds = delay_seconds
 
     async def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]:
         words = request.prompt.split()
-        for index, word in enumerate(words):
-            if index == len(words) // 2:
-                if self.fail:
-                    yield AgentChunk(
-                        "error", text="the fake agent failed as configured"
-                    )
-                    return
-                call = {"id": "call_1", "name": "word_count", "arguments": {}}
-                yield AgentChunk("tool_call", data=call)
-                yield AgentChunk(
-                    "tool_result", data={"id": "call_1", "output": len(words)}
+        call = {
+            "id": "call_1",
+            "name": "count_words",
+            "arguments": {"text": request.prompt},
+        }
+        yield AgentChunk("tool_call", data=call)
+        await asyncio.sleep(self.delay_seconds)
+        yield AgentChunk(
+            "tool_result", data={"id": "call_1", "output": str(len(words))}
+        )
+        pieces = ["You", " said:", *(f" {word}" for word in words)]
+        for piece in pieces:
+            await asyncio.sleep(self.delay_seconds)
+            yield AgentChunk("text", text=piece)
+        model = request.model or self.model
+        yield AgentChunk("usage", usage=Usage(model, len(words), len(pieces)))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class AgentAPIError(Exception):
+    """An expected failure: status, a stable code, a message safe to return."""
+
+    def __init__(
+        self, status_code: int, code: str, message: str, **headers: str
+    ) -> None:
+        super().__init__(message)
+        self.status_code, self.code, self.message, self.headers = (
+            status_code,
+            code,
+            message,
+            headers,
+        )
+
+
+def request_id(connection: HTTPConnection) -> str:
+    incoming = connection.headers.get("x-request-id", "")
+    return (
+        incoming
+        if 0 < len(incoming) <= 128 and incoming.isascii()
+        else uuid.uuid4().hex
+    )
+
+
+def error_response(
+    connection: HTTPConnection,
+    status_code: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    rid = request_id(connection)
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": rid}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(
+        {"error": body}, status_code, headers={**(headers or {}), "X-Request-ID": rid}
+    )
+
+
+class EnvelopeRoute(APIRoute):
+    """Renders this module's errors and validation errors as the envelope on its own
+    routes only, so the host app's exception handlers and error shape stay untouched."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AgentAPIError as exc:
+                return error_response(
+                    request, exc.status_code, exc.code, exc.message, exc.headers
                 )
-            await asyncio.sleep(self.delay)
-            yield AgentChunk("text", text=word if index == 0 else f" {word}")
-        usage = Usage(request.model or self.model, len(words), len(words))
-        yield AgentChunk("usage", usage=usage)
+            except RequestValidationError as exc:
+                details = [
+                    {
+                        "loc": [str(p) for p in e.get("loc", ())],
+                        "msg": e["msg"],
+                        "type": e["type"],
+                    }
+                    for e in exc.errors()
+                ]
+                return error_response(
+                    request,
+                    422,
+                    "validation_error",
+                    "request is not valid",
+                    details=details,
+                )
+            except RedisError:
+                return error_response(
+                    request,
+                    503,
+                    "service_unavailable",
+                    "a backing service is unavailable; retry later",
+                    {"Retry-After": "5"},
+                )
+
+        return handle
 
 
-# --------------------------------------------------------------------------- models
+# --------------------------------------------------------------------------- state
 
+
+TokenVerifier = Callable[[str], Awaitable[str]]
+
+
+@dataclass
+class AgentAPI:
+    """What the routes share, on `app.state.agent_api`."""
+
+    settings: AgentSettings
+    runner: AgentRunner
+    verify_token: TokenVerifier
+    redis: Redis
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def key(self, *parts: str) -> str:
+        return self.settings.redis_key_prefix + ":".join(parts)
+
+
+def agent_api(connection: HTTPConnection) -> AgentAPI:
+    api: AgentAPI = connection.app.state.agent_api
+    return api
+
+
+def jwt_verifier(
+    secret: str, *, audience: str, issuer: str, algorithm: str = "HS256"
+) -> TokenVerifier:
+    """HMAC JWTs: the algorithm is pinned (a token's `alg: none` is refused); exp, iat,
+    sub, aud and iss are required."""
+    import jwt
+
+    async def verify(token: str) -> str:
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=[algorithm],
+                audience=audience,
+                issuer=issuer,
+                leeway=30,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AgentAPIError(
+                401, "token_expired", "credentials are not valid"
+            ) from None
+        except jwt.PyJWTError:
+            raise AgentAPIError(
+                401, "invalid_token", "credentials are not valid"
+            ) from None
+        return str(claims["sub"])
+
+    return verify
+
+
+# --------------------------------------------------------------------------- auth
+
+
+def ticket_key(api: AgentAPI, ticket: str) -> str:
+    # Only the ticket's digest is stored: a Redis dump holds no usable ticket.
+    return api.key("ticket", hashlib.sha256(ticket.encode()).hexdigest())
+
+
+async def current_caller(connection: HTTPConnection) -> str:
+    """The caller's id from `Authorization: Bearer`, else (GET and WebSocket only, for
+    browsers) a single-use `?ticket=` from POST /auth/tickets, consumed atomically."""
+    api = agent_api(connection)
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return await api.verify_token(token.strip())
+    ticket = connection.query_params.get("ticket")
+    if ticket and connection.scope.get("method", "GET") == "GET" and len(ticket) <= 128:
+        caller = await api.redis.getdel(ticket_key(api, ticket))
+        if caller is None:
+            raise AgentAPIError(401, "invalid_ticket", "credentials are not valid")
+        return str(caller)
+    raise AgentAPIError(
+        401,
+        "missing_credentials",
+        "authentication required",
+        **{"WWW-Authenticate": "Bearer"},
+    )
+
+
+CallerDep = Annotated[str, Depends(current_caller)]
+
+# Fixed window per caller, shared by every worker: {count, seconds left}.
+WINDOW_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+"""
+
+
+async def rate_limit(connection: HTTPConnection, caller: CallerDep) -> None:
+    api = agent_api(connection)
+    s = api.settings
+    try:
+        count, ttl = await api.redis.eval(
+            WINDOW_SCRIPT,
+            1,
+            api.key("ratelimit", "user", caller),
+            s.rate_limit_window_seconds,
+        )
+    except RedisError:
+        return  # fail open: an outage must not take the API down; readiness reports it
+    if int(count) > s.rate_limit_requests:
+        raise AgentAPIError(
+            429,
+            "rate_limited",
+            "too many requests; retry later",
+            **{"Retry-After": str(max(1, int(ttl))), "X-RateLimit-Remaining": "0"},
+        )
+
+
+async def agent_run_slot() -> AsyncIterator[None]:
+    """Held while a run's request lasts; capped in `install_agent_routes`."""
+    yield
+
+
+# --------------------------------------------------------------------------- schemas
+
+MAX_PROMPT_CHARS = 50_000
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\w.:/@-]+$")]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-
-
-@dataclass(frozen=True)
-class AgentRouteSettings:
-    timeout_seconds: float = 300.0  # upper bound; requests may ask for less
-    sse_heartbeat_seconds: float = 15.0
-    ws_auth_timeout_seconds: float = 10.0
-    max_concurrent_jobs: int = 8
-    max_turns: int = 15  # progress = finished tool turns / max_turns
+TERMINAL = {"completed", "failed", "cancelled"}
 
 
 class RunRequest(BaseModel):
-    prompt: str = Field(min_length=1, max_length=50_000)
-    model: str | None = Field(default=None, max_length=128)
-    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
-    session_id: str | None = Field(default=None, max_length=128)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: ModelName | None = None
+    session_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
 
     def agent_request(self) -> AgentRequest:
         return AgentRequest(self.prompt, self.session_id, self.model, self.metadata)
 
 
-class UsageOut(BaseModel):
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float | None = None
-
-
 class RunResponse(BaseModel):
-    text: str
-    usage: list[UsageOut]
+    output: str
+    model: str
+    usage: list[dict[str, Any]]
     tool_calls: list[dict[str, Any]]
     duration_seconds: float
 
 
-class JobError(BaseModel):
-    code: str
-    message: str
-
-
-class Job(BaseModel):
-    job_id: str
-    owner: str = Field(exclude=True)
-    status: JobStatus = "queued"
+class JobView(BaseModel):
+    job_id: uuid.UUID
+    status: JobStatus
     progress: float = 0.0
     result: str | None = None
-    error: JobError | None = None
-    usage: list[UsageOut] = []
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    error: str | None = None
+    usage: list[dict[str, Any]] = Field(default_factory=list)
+    cancel_requested: bool = False
+    created_at: datetime
+    started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
-class JobStore(Protocol):
-    async def save(self, job: Job) -> None: ...
-
-    async def get(self, job_id: str, owner: str) -> Job | None: ...
-
-
-class InMemoryJobStore:
-    """One process only: jobs vanish on restart and other workers cannot see them."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, Job] = {}
-
-    async def save(self, job: Job) -> None:
-        self.jobs[job.job_id] = job.model_copy()
-
-    async def get(self, job_id: str, owner: str) -> Job | None:
-        job = self.jobs.get(job_id)
-        return job.model_copy() if job is not None and job.owner == owner else None
+class TicketResponse(BaseModel):
+    ticket: str
+    expires_in: int
 
 
-def _error(status_code: int, code: str, message: str) -> HTTPException:
-    # Rendered by the host's HTTPException handler; the default gives {"detail": {...}}.
-    return HTTPException(status_code, detail={"code": code, "message": message})
+def chunk_event(chunk: AgentChunk) -> dict[str, Any]:
+    """One chunk as the project's StreamEvent: type, text, data, usage."""
+    usage = asdict(chunk.usage) if chunk.usage else None
+    return {"type": chunk.type, "text": chunk.text, "data": chunk.data, "usage": usage}
 
 
-def _usage_out(usage: list[Usage]) -> list[UsageOut]:
-    return [UsageOut(**asdict(item)) for item in usage]
-
-
-def _payload(chunk: AgentChunk) -> dict[str, Any]:
-    if chunk.type == "text":
-        return {"text": chunk.text}
-    if chunk.type == "usage" and chunk.usage is not None:
-        return asdict(chunk.usage)
-    if chunk.type == "error":
-        return {"code": "agent_error", "message": chunk.text}
-    return chunk.data
-
-
-# --------------------------------------------------------------------------- jobs
-
-
-class AgentJobs:
-    """In-process job runner: asyncio tasks, state in a `JobStore`."""
-
-    def __init__(
-        self, runner: AgentRunner, store: JobStore, settings: AgentRouteSettings
-    ) -> None:
-        self.runner = runner
-        self.store = store
-        self.settings = settings
-        self.slots = asyncio.Semaphore(settings.max_concurrent_jobs)
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-
-    def limit(self, requested: float | None) -> float:
-        cap = self.settings.timeout_seconds
-        return cap if requested is None else min(requested, cap)
-
-    async def submit(self, owner: str, body: RunRequest) -> Job:
-        job = Job(job_id=uuid.uuid4().hex, owner=owner)
-        await self.store.save(job)
-        task = asyncio.create_task(self._execute(job, body))
-        self.tasks[job.job_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(job.job_id, None))
-        return job
-
-    async def cancel(self, job: Job) -> Job:
-        task = self.tasks.get(job.job_id)
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-        return await self.store.get(job.job_id, job.owner) or job
-
-    async def _execute(self, job: Job, body: RunRequest) -> None:
-        usage: list[Usage] = []
-        turns = 0
-
-        async def track(chunk: AgentChunk) -> None:
-            nonlocal turns
-            if chunk.type == "usage" and chunk.usage is not None:
+async def run_with_deadline(
+    api: AgentAPI,
+    request: AgentRequest,
+    on_chunk: Callable[[AgentChunk], Awaitable[None]],
+) -> tuple[str, list[Usage], list[dict[str, Any]]]:
+    """Consume one run under AGENT_TIMEOUT_SECONDS (TimeoutError), raising AgentAPIError
+    502 on an agent error."""
+    parts: list[str] = []
+    usage: list[Usage] = []
+    calls: list[dict[str, Any]] = []
+    async with asyncio.timeout(api.settings.agent_timeout_seconds):
+        async for chunk in api.runner.stream(request):
+            await on_chunk(chunk)
+            if chunk.type == "text":
+                parts.append(chunk.text)
+            elif chunk.type == "usage" and chunk.usage is not None:
                 usage.append(chunk.usage)
-            elif chunk.type == "tool_result":
-                turns += 1
-                job.progress = min(0.99, turns / self.settings.max_turns)
-                await self.store.save(job)
+            elif chunk.type == "tool_call":
+                calls.append(chunk.data)
+            elif chunk.type == "error":
+                raise AgentAPIError(502, "agent_error", chunk.text)
+    return "".join(parts), usage, calls
 
-        limit = self.limit(body.timeout_seconds)
-        try:
-            async with self.slots:
-                job.status = "running"
-                await self.store.save(job)
-                async with asyncio.timeout(limit):
-                    result = await run_to_completion(
-                        self.runner, body.agent_request(), track
-                    )
-            job.status, job.result, job.progress = "completed", result.text, 1.0
-        except TimeoutError:
-            job.status = "failed"
-            job.error = JobError(
-                code="agent_timeout", message=f"no result in {limit:g} s"
+
+async def ignore(_: AgentChunk) -> None:
+    return None
+
+
+# --------------------------------------------------------------------------- routes
+
+tickets_router = APIRouter(prefix="/auth", tags=["auth"], route_class=EnvelopeRoute)
+# Jobs and the submit route; `run_router` holds the routes that run the agent here.
+router = APIRouter(
+    prefix="/agents",
+    tags=["agents"],
+    route_class=EnvelopeRoute,
+    dependencies=[Depends(rate_limit)],
+)
+run_router = APIRouter(prefix="/agents", tags=["agents"], route_class=EnvelopeRoute)
+
+
+@tickets_router.post("/tickets", status_code=201, dependencies=[Depends(rate_limit)])
+async def create_ticket(request: Request, caller: CallerDep) -> TicketResponse:
+    api = agent_api(request)
+    ticket = secrets.token_urlsafe(32)
+    ttl = api.settings.ticket_ttl_seconds
+    await api.redis.set(ticket_key(api, ticket), caller, ex=ttl)
+    return TicketResponse(ticket=ticket, expires_in=ttl)
+
+
+@run_router.post("/run", dependencies=[Depends(rate_limit)])
+async def run_agent(request: Request, body: RunRequest, _: CallerDep) -> RunResponse:
+    api = agent_api(request)
+    started = time.perf_counter()
+    try:
+        output, usage, calls = await run_with_deadline(
+            api, body.agent_request(), ignore
+        )
+    except TimeoutError:
+        raise AgentAPIError(
+            504, "agent_timeout", "the agent did not finish in time"
+        ) from None
+    return RunResponse(
+        output=output,
+        model=body.model or (usage[0].model if usage else ""),
+        usage=[asdict(u) for u in usage],
+        tool_calls=calls,
+        duration_seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+# --8<-- [start:minimal-stream]
+@run_router.get(
+    "/run/stream",
+    response_class=EventSourceResponse,
+    dependencies=[Depends(rate_limit)],
+)
+async def stream_agent(
+    request: Request,
+    prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
+    _: CallerDep,  # Authorization: Bearer, or ?ticket= (browsers' EventSource)
+    model: Annotated[ModelName | None, Query()] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """SSE: one event per chunk (tool_call, tool_result, text, usage), then `done`, or
+    `error` on an agent error or AGENT_TIMEOUT_SECONDS. FastAPI adds `: ping` comments
+    after 15 s of silence. A client that leaves cancels the task iterating this
+    generator; the cancellation runs through the agent's stream, which stops."""
+    api = agent_api(request)
+    deadline = asyncio.get_running_loop().time() + api.settings.agent_timeout_seconds
+    chunks = api.runner.stream(AgentRequest(prompt, model=model))
+    sequence = 0
+    try:
+        while True:
+            try:
+                # The deadline covers the whole run, applied to each wait for a chunk: a
+                # timeout scope must not stay open across `yield`.
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            sequence += 1
+            yield ServerSentEvent(
+                event=chunk.type, id=str(sequence), data=chunk_event(chunk)
             )
-        except AgentRunError as exc:
-            job.status, job.error = (
-                "failed",
-                JobError(code="agent_error", message=str(exc)),
+            if chunk.type == "error":
+                return
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data={"type": "done"})
+    except TimeoutError:
+        timeout = {"type": "error", "text": "the agent did not finish in time"}
+        yield ServerSentEvent(event="error", data=timeout)
+    finally:
+        with contextlib.suppress(Exception):
+            await chunks.aclose()  # type: ignore[attr-defined]
+    # --8<-- [end:minimal-stream]
+
+
+# --- jobs ------------------------------------------------------------------------
+# A Redis hash per job; every status change is conditional ("only if the status is still
+# X") in one Lua call, so a finishing run and a cancel cannot both win.
+
+UPDATE_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return nil end
+if not string.find(ARGV[1], ',' .. status .. ',', 1, true) then return nil end
+for k, v in pairs(cjson.decode(ARGV[2])) do redis.call('HSET', KEYS[1], k, v) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def update_job(
+    api: AgentAPI, job_id: str, when: set[str], **changes: Any
+) -> dict[str, str] | None:
+    encoded = {
+        k: v if isinstance(v, str) else json.dumps(v) for k, v in changes.items()
+    }
+    flat = await api.redis.eval(
+        UPDATE_SCRIPT,
+        1,
+        api.key("job", job_id),
+        f",{','.join(when)},",
+        json.dumps(encoded),
+    )
+    return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None
+
+
+def job_view(raw: Mapping[str, str]) -> JobView:
+    data: dict[str, Any] = {k: v for k, v in raw.items() if v != "" and k != "owner"}
+    for name in ("progress", "usage", "cancel_requested"):
+        if name in data:
+            data[name] = json.loads(data[name])
+    return JobView.model_validate(data)
+
+
+async def owned_job(api: AgentAPI, job_id: uuid.UUID, caller: str) -> dict[str, str]:
+    raw: dict[str, str] = await api.redis.hgetall(api.key("job", str(job_id)))
+    # Someone else's job is reported as missing: ids are not disclosed.
+    if not raw or raw.get("owner") != caller:
+        raise AgentAPIError(404, "job_not_found", "no such job")
+    return raw
+
+
+async def execute_job(api: AgentAPI, job_id: str, body: RunRequest) -> None:
+    if (
+        await update_job(api, job_id, {"queued"}, status="running", started_at=now())
+        is None
+    ):
+        return  # cancelled while queued
+    usage: list[Usage] = []
+    chunks = 0
+
+    async def track(chunk: AgentChunk) -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunk.usage is not None:
+            usage.append(chunk.usage)
+        if chunks % 10 == 0:  # agents do not announce their length: approach 1
+            progress = round(min(0.99, chunks / (chunks + 20)), 3)
+            await update_job(api, job_id, {"running"}, progress=progress)
+
+    changes: dict[str, Any]
+    try:
+        output, _, _ = await run_with_deadline(api, body.agent_request(), track)
+        changes = {"status": "completed", "result": output, "progress": 1.0}
+    except TimeoutError:
+        changes = {"status": "failed", "error": "the agent did not finish in time"}
+    except AgentAPIError as exc:
+        changes = {"status": "failed", "error": exc.message}
+    except asyncio.CancelledError:
+        # Only a client's DELETE sets the flag; anything else (shutdown) interrupts.
+        flag = await api.redis.hget(api.key("job", job_id), "cancel_requested")
+        changes = (
+            {"status": "cancelled"}
+            if flag == "true"
+            else {"status": "failed", "error": "interrupted: the worker stopped"}
+        )
+    finally:
+        usage_out = [asdict(u) for u in usage]
+        await asyncio.shield(
+            update_job(
+                api, job_id, {"running"}, usage=usage_out, finished_at=now(), **changes
             )
-        except asyncio.CancelledError:
-            job.status = "cancelled"
-            job.error = JobError(code="cancelled", message="cancelled")
-            raise
-        except Exception:
-            job.status = "failed"
-            job.error = JobError(code="internal_error", message="the agent run failed")
-        finally:
-            job.usage = _usage_out(usage)
-            job.finished_at = datetime.now(UTC)
-            await asyncio.shield(self.store.save(job))
-
-    async def close(self) -> None:
-        for task in list(self.tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-
-
-# --------------------------------------------------------------------------- router
-
-
-def build_agent_router(
-    *,
-    runner: AgentRunner,
-    authenticate: Callable[..., Any],
-    verify_token: Callable[[str], Awaitable[str]],
-    settings: AgentRouteSettings | None = None,
-    store: JobStore | None = None,
-    run_dependencies: Sequence[DependsParam] = (),
-) -> APIRouter:
-    settings = settings or AgentRouteSettings()
-    jobs = AgentJobs(runner, store or InMemoryJobStore(), settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await jobs.close()
-
-    router = APIRouter(tags=["agents"], lifespan=lifespan)
-    Caller = Annotated[str, Depends(authenticate)]
-    limited = list(run_dependencies)
-
-    @router.post("/run", dependencies=limited)
-    async def run(body: RunRequest, _: Caller) -> RunResponse:
-        limit = jobs.limit(body.timeout_seconds)
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(limit):
-                result = await run_to_completion(runner, body.agent_request())
-        except TimeoutError:
-            raise _error(504, "agent_timeout", f"no result in {limit:g} s") from None
-        except AgentRunError as exc:
-            raise _error(502, "agent_error", str(exc)) from None
-        return RunResponse(
-            text=result.text,
-            usage=_usage_out(result.usage),
-            tool_calls=result.tool_calls,
-            duration_seconds=round(time.perf_counter() - started, 3),
         )
 
-    @router.post("/run/async", status_code=202, dependencies=limited)
-    async def run_async(body: RunRequest, caller: Caller) -> Job:
-        return await jobs.submit(caller, body)
 
-    @router.get("/jobs/{job_id}")
-    async def get_job(job_id: str, caller: Caller) -> Job:
-        job = await jobs.store.get(job_id, caller)
-        if job is None:
-            raise _error(404, "job_not_found", "no such job")
-        return job
+async def watch_cancel_flags(api: AgentAPI) -> None:
+    """Cancels this worker's running jobs whose cancel flag another worker set."""
+    while True:
+        await asyncio.sleep(0.2)
+        for job_id, task in list(api.tasks.items()):
+            with contextlib.suppress(RedisError):
+                flag = await api.redis.hget(api.key("job", job_id), "cancel_requested")
+                if flag == "true":
+                    task.cancel()
 
-    @router.delete("/jobs/{job_id}")
-    async def cancel_job(job_id: str, caller: Caller) -> Job:
-        job = await jobs.store.get(job_id, caller)
-        if job is None:
-            raise _error(404, "job_not_found", "no such job")
-        if job.status not in ("queued", "running"):
-            raise _error(409, "job_finished", f"job already {job.status}")
-        return await jobs.cancel(job)
 
-    @router.get("/run/stream", response_class=EventSourceResponse, dependencies=limited)
-    async def run_stream(
-        _: Caller,
-        prompt: Annotated[str, Query(min_length=1, max_length=50_000)],
-        model: Annotated[str | None, Query(max_length=128)] = None,
-        timeout_seconds: Annotated[float | None, Query(gt=0, le=3600)] = None,
-    ) -> AsyncIterator[ServerSentEvent]:
-        """Events: text, tool_call, tool_result, usage, then done or error; a
-        `: heartbeat` comment after each quiet SSE heartbeat interval."""
-        limit = jobs.limit(timeout_seconds)
-        queue: asyncio.Queue[AgentChunk | ServerSentEvent] = asyncio.Queue(64)
+@router.post("/run/async", status_code=status.HTTP_202_ACCEPTED)
+async def run_agent_async(
+    request: Request, body: RunRequest, caller: CallerDep, response: Response
+) -> JobView:
+    api = agent_api(request)
+    job_id = str(uuid.uuid4())
+    job = {"job_id": job_id, "status": "queued", "progress": "0.0", "created_at": now()}
+    key = api.key("job", job_id)
+    await api.redis.hset(
+        key, mapping={**job, "owner": caller, "cancel_requested": "false"}
+    )
+    await api.redis.expire(key, api.settings.job_ttl_seconds)
+    task = asyncio.create_task(execute_job(api, job_id, body))
+    api.tasks[job_id] = task
+    task.add_done_callback(lambda _: api.tasks.pop(job_id, None))
+    response.headers["Location"] = f"/agents/jobs/{job_id}"
+    return job_view(job)
 
-        async def produce() -> None:
-            final = ServerSentEvent(event="done", data={})
+
+@router.get("/jobs/{job_id}")
+async def get_job(request: Request, job_id: uuid.UUID, caller: CallerDep) -> JobView:
+    return job_view(await owned_job(agent_api(request), job_id, caller))
+
+
+@router.delete("/jobs/{job_id}", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_job(request: Request, job_id: uuid.UUID, caller: CallerDep) -> JobView:
+    """202: cancellation requested (poll until `cancelled`); 409 if already finished."""
+    api = agent_api(request)
+    job = await owned_job(api, job_id, caller)
+    key = str(job_id)
+    dropped = await update_job(
+        api,
+        key,
+        {"queued"},
+        status="cancelled",
+        cancel_requested=True,
+        finished_at=now(),
+    )
+    if dropped is not None:
+        return job_view(dropped)
+    flagged = await update_job(api, key, {"running"}, cancel_requested=True)
+    if flagged is None:
+        raise AgentAPIError(409, "job_finished", f"the job is already {job['status']}")
+    return job_view(flagged)
+
+
+# --- WebSocket -------------------------------------------------------------------
+# Authenticated at the handshake (Authorization header, or ?ticket= for browsers);
+# refused with HTTP 401 before it is accepted. Then, JSON text frames:
+#   server -> {"type": "ready"}
+#   client -> {"type": "run", "prompt": "...", "model": null}
+#   server -> {"type": "tool_call" | "tool_result" | "text" | "usage", ...} ...
+#             {"type": "done"}
+#   client -> {"type": "cancel"}        server -> {"type": "cancelled"}
+#   client -> {"type": "ping"}          server -> {"type": "pong"}
+#   server -> {"type": "ping"}          every WS_PING_INTERVAL_SECONDS
+# Close codes: 1003 a message the server cannot parse, 1011 an unexpected server error.
+
+
+class WsRun(BaseModel):
+    type: Literal["run"]
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: ModelName | None = None
+    session_id: str | None = Field(default=None, max_length=200)
+
+
+@run_router.websocket("/ws")
+async def agent_websocket(websocket: WebSocket) -> None:
+    api = agent_api(websocket)
+    try:
+        await current_caller(websocket)
+    except AgentAPIError as exc:
+        denial = error_response(websocket, 401, exc.code, exc.message, exc.headers)
+        await websocket.send_denial_response(denial)
+        return
+    await websocket.accept()
+    lock = asyncio.Lock()
+    run: asyncio.Task[None] | None = None
+
+    async def send(message: dict[str, Any]) -> None:
+        async with lock:
+            await websocket.send_json(message)
+
+    async def run_one(message: WsRun) -> None:
+        request = AgentRequest(message.prompt, message.session_id, message.model)
+
+        async def forward(chunk: AgentChunk) -> None:
+            await send(chunk_event(chunk))
+
+        try:
+            await run_with_deadline(api, request, forward)
+            await send({"type": "done"})
+        except TimeoutError:
+            await send({"type": "error", "text": "the agent did not finish in time"})
+        except AgentAPIError:
+            pass  # its error chunk went out already
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(api.settings.ws_ping_interval_seconds)
+            await send({"type": "ping"})
+
+    pinger = asyncio.create_task(heartbeat())
+    try:
+        await send({"type": "ready"})
+        while True:
             try:
-                async with asyncio.timeout(limit):
-                    result = await run_to_completion(
-                        runner, AgentRequest(prompt, model=model), queue.put
-                    )
-                final.data = {"usage": [asdict(u) for u in result.usage]}
-            except TimeoutError:
-                message = f"no result in {limit:g} s"
-                final = ServerSentEvent(
-                    event="error", data={"code": "agent_timeout", "message": message}
+                message = json.loads(await websocket.receive_text())
+                kind = message["type"]
+                if kind == "run":
+                    parsed = WsRun.model_validate(message)
+                elif kind not in ("ping", "cancel"):
+                    raise ValueError(kind)
+            except (ValueError, KeyError, TypeError, ValidationError):
+                await websocket.close(
+                    status.WS_1003_UNSUPPORTED_DATA, "invalid message"
                 )
-            except AgentRunError:
-                final = ServerSentEvent(comment="end")  # the error chunk went out
-            except Exception:
-                final = ServerSentEvent(
-                    event="error", data={"code": "internal_error", "message": "failed"}
-                )
-            await queue.put(final)
+                return
+            busy = run is not None and not run.done()
+            if kind == "ping":
+                await send({"type": "pong"})
+            elif kind == "cancel" and run is not None and busy:
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+                await send({"type": "cancelled"})
+            elif kind == "run" and busy:
+                await send({"type": "error", "text": "a run is already in progress"})
+            elif kind == "run":
+                run = asyncio.create_task(run_one(parsed))
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        log.exception("websocket_error")
+        with contextlib.suppress(Exception):
+            await websocket.close(status.WS_1011_INTERNAL_ERROR, "internal error")
+    finally:
+        pinger.cancel()
+        if run is not None:
+            run.cancel()
+        await asyncio.gather(pinger, *([run] if run else []), return_exceptions=True)
 
-        producer = asyncio.create_task(produce())
+
+# --------------------------------------------------------------------------- mount
+
+
+def install_agent_routes(
+    app: FastAPI,
+    *,
+    runner: AgentRunner,
+    verify_token: TokenVerifier,
+    settings: AgentSettings | None = None,
+) -> AgentAPI:
+    """Mount the routes on `app`, with Redis opened and jobs cancelled by `app`'s
+    lifespan (merged with the app's own)."""
+    settings = settings or AgentSettings()
+    redis = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.redis_timeout_seconds,
+    )
+    api = AgentAPI(
+        settings=settings, runner=runner, verify_token=verify_token, redis=redis
+    )
+    app.state.agent_api = api
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch_cancel_flags(api))
         try:
-            while True:
-                try:
-                    async with asyncio.timeout(settings.sse_heartbeat_seconds):
-                        item = await queue.get()
-                except TimeoutError:
-                    yield ServerSentEvent(comment="heartbeat")
-                    continue
-                if isinstance(item, ServerSentEvent):
-                    yield item
-                    return
-                yield ServerSentEvent(event=item.type, data=_payload(item))
-        finally:  # normal end, or the client went away: stop the agent either way
-            producer.cancel()
-            with suppress(asyncio.CancelledError):
-                await producer
-
-    @router.websocket("/ws")
-    async def agent_ws(websocket: WebSocket) -> None:
-        """In: auth (unless `Authorization: Bearer` was sent), ping, run, cancel.
-        Out: ready, pong, the run's chunks, done/error/cancelled (with `run_id`).
-        A failed or missing auth closes with 1008, a server error with 1011."""
-        await websocket.accept()
-        try:
-            caller = await _ws_caller(websocket, verify_token, settings)
-        except WebSocketDisconnect:
-            return
-        except Exception:
-            await websocket.close(
-                status.WS_1008_POLICY_VIOLATION, "authentication failed"
-            )
-            return
-        lock = asyncio.Lock()
-        current: asyncio.Task[None] | None = None
-        current_id = ""
-
-        async def send(message: dict[str, Any]) -> None:
-            async with lock:
-                await websocket.send_json(message)
-
-        async def run_one(body: RunRequest, run_id: str) -> None:
-            async def forward(chunk: AgentChunk) -> None:
-                await send({"type": chunk.type, "run_id": run_id, **_payload(chunk)})
-
-            limit = jobs.limit(body.timeout_seconds)
-            try:
-                async with asyncio.timeout(limit):
-                    result = await run_to_completion(
-                        runner, body.agent_request(), forward
-                    )
-                usage = [asdict(u) for u in result.usage]
-                await send({"type": "done", "run_id": run_id, "usage": usage})
-            except TimeoutError:
-                await send({"type": "error", "run_id": run_id, "code": "agent_timeout"})
-            except AgentRunError:
-                pass  # forwarded as an error chunk
-
-        try:
-            await send({"type": "ready", "subject": caller})
-            while True:
-                try:
-                    message = json.loads(await websocket.receive_text())
-                    kind = message["type"]
-                except (ValueError, KeyError, TypeError):
-                    await send({"type": "error", "code": "bad_message"})
-                    continue
-                busy = current is not None and not current.done()
-                if kind == "ping":
-                    await send({"type": "pong"})
-                elif kind == "cancel" and current is not None and busy:
-                    current.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await current
-                    await send({"type": "cancelled", "run_id": current_id})
-                elif kind == "run" and busy:
-                    await send({"type": "error", "code": "busy"})
-                elif kind == "run":
-                    try:
-                        body = RunRequest.model_validate(message)
-                    except ValidationError:
-                        await send({"type": "error", "code": "validation_error"})
-                        continue
-                    current_id = str(message.get("id") or uuid.uuid4().hex)
-                    current = asyncio.create_task(run_one(body, current_id))
-                elif kind != "cancel":
-                    await send({"type": "error", "code": "unknown_type"})
-        except WebSocketDisconnect:
-            pass
-        except Exception:
-            with suppress(Exception):
-                await websocket.close(status.WS_1011_INTERNAL_ERROR)
+            yield
         finally:
-            if current is not None:
-                current.cancel()
-                with suppress(asyncio.CancelledError):
-                    await current
+            watcher.cancel()
+            for task in [watcher, *api.tasks.values()]:
+                task.cancel()
+            await asyncio.gather(watcher, *api.tasks.values(), return_exceptions=True)
+            await redis.aclose()
 
-    return router
-
-
-async def _ws_caller(
-    websocket: WebSocket,
-    verify_token: Callable[[str], Awaitable[str]],
-    settings: AgentRouteSettings,
-) -> str:
-    """The handshake's `Authorization: Bearer`, else a first message
-    `{"type": "auth", "token": ...}` (browsers cannot set WebSocket headers)."""
-    header = websocket.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return await verify_token(header[7:].strip())
-    async with asyncio.timeout(settings.ws_auth_timeout_seconds):
-        message = json.loads(await websocket.receive_text())
-    if not isinstance(message, dict) or message.get("type") != "auth":
-        raise PermissionError("first message must be auth")
-    return await verify_token(str(message.get("token", "")))
+    # One Depends object shared by the run routes: AGENT_MAX_CONCURRENT_RUNS per
+    # process; more wait for a slot, held to the end of the response (of an SSE stream).
+    run_slot = Depends(
+        agent_run_slot,
+        scope="request",
+        max_concurrency=settings.agent_max_concurrent_runs,
+    )
+    lifecycle = APIRouter(lifespan=lifespan)
+    app.include_router(lifecycle)
+    app.include_router(tickets_router)
+    app.include_router(router)
+    app.include_router(run_router, dependencies=[run_slot])
+    return api

@@ -1,50 +1,50 @@
-"""Single-file FastAPI agent backend (Tier 1 in one module).
+"""Single-file FastAPI agent backend: the generated Tier 1 contract in one module.
 
-Everything an agent API needs in production, in one file you can copy and run: settings,
-lifespan, JWT auth, rate limiting, JSON logs with a request id, Prometheus metrics,
-liveness/readiness, structured errors, and the agent endpoints:
+For a demo, a prototype, or to read the whole system end to end. For a project that
+will grow, prefer the scaffold (scripts/scaffold_fastapi.py): layers per option, its
+own tests, Alembic migrations, a job worker, deployment files. Same endpoints, status
+codes, error envelope, settings names, WebSocket protocol and job states as the
+generated project:
 
-    POST   /agents/run          run and wait for the result
-    POST   /agents/run/async    start a background job, returns its id (202)
-    GET    /agents/run/stream   Server-Sent Events: tokens, tool calls, usage, heartbeat
-    WS     /agents/ws           bidirectional: auth, ping/pong, run, cancel
-    GET    /agents/jobs/{id}    job status, progress, result or error, token usage
-    DELETE /agents/jobs/{id}    cancel a queued or running job (really stops it)
+    POST   /auth/tickets        201: a single-use ticket for `?ticket=` (SSE, WebSocket)
+    POST   /agents/run          run and wait (504 agent_timeout, 502 agent_error)
+    POST   /agents/run/async    202: a job (Location: /agents/jobs/{id})
+    GET    /agents/run/stream   SSE: tool_call, tool_result, text, usage; done | error
+    WS     /agents/ws           authenticated at the handshake; ready, run, cancel, ping
+    GET    /agents/jobs/{id}    queued | running | completed | failed | cancelled
+    DELETE /agents/jobs/{id}    202 cancel requested; 409 job_finished; 404
+    GET    /health, /health/ready, /metrics
 
 Zero setup: without DATABASE_URL and REDIS_URL it keeps jobs in a SQLite file
-(`forge_app.db`), limits rates in process memory (per worker) and signs development
-tokens with a secret kept in `.forge-dev-secret`; the start-up log says so. With
-DATABASE_URL (PostgreSQL, asyncpg) and REDIS_URL set it uses them, and the rate limit
-is shared by every worker. Jobs run in-process (asyncio tasks) in both modes: their
-state lives in the database, a worker polls its jobs' cancel flag, so a DELETE served by
-any worker stops the job, and jobs of a worker that died are marked failed. The
-scaffolded Tier 1 project (scripts/scaffold_fastapi.py) moves jobs to an ARQ worker;
-this file stays one process type on purpose.
+(`forge_app.db`), rate limits and tickets in process memory (one worker only) and signs
+development tokens with a secret kept in `.forge-dev-secret`; the start-up log says so.
+With DATABASE_URL (PostgreSQL) and REDIS_URL it uses them, shared by every worker.
+Jobs run in-process (asyncio tasks) in both modes, their state in the database; a
+worker polls its jobs' cancel flag, so a DELETE served by any worker stops the job,
+and jobs of a worker that died are failed (never re-run).
 
 Requirements (Python 3.11+):
-    fastapi>=0.135.0            # fastapi.sse.EventSourceResponse (native SSE)
-    uvicorn[standard]>=0.33.0   # older ones miss SSE client disconnects
-    pydantic>=2.7
+    fastapi[standard]>=0.164    # native SSE, Depends(max_concurrency=...)
     pydantic-settings>=2.3
     sqlalchemy[asyncio]>=2.0.30
     aiosqlite>=0.20             # zero-setup database
     asyncpg>=0.29               # DATABASE_URL=postgresql://...
-    redis>=5.0.1                # REDIS_URL=redis://...
+    redis>=5.3                  # REDIS_URL=redis://...
     structlog>=24.1
     prometheus-client>=0.20
     pyjwt>=2.10
-    claude-agent-sdk>=0.2       # optional: only imported when AGENT_RUNNER=claude
 
 Run:
     python single_api.py token alice          # prints a bearer token for user "alice"
-    python single_api.py serve --port 8000    # or: uvicorn single_api:app
+    python single_api.py serve --port 8000    # uvicorn --factory single_api:create_app
     curl -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
          -d '{"prompt": "hello there"}' localhost:8000/agents/run
 
-Production: set ENVIRONMENT=production, JWT_SECRET (32+ bytes), DATABASE_URL, REDIS_URL;
-for several workers set PROMETHEUS_MULTIPROC_DIR to an empty directory so /metrics sums
-all workers. Every setting is a field of `Settings` below (environment variable = field
-name in upper case, or a `.env` file).
+Production: set ENVIRONMENT=prod, JWT_SECRET (32+ bytes), DATABASE_URL, REDIS_URL; for
+several workers set PROMETHEUS_MULTIPROC_DIR to an empty directory so /metrics sums all
+workers. Every setting is a field of `Settings` below (environment variable = field name
+in upper case, or a `.env` file). The agent is a deterministic fake until you put a real
+runner in `build_runner`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -65,7 +66,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, overload
 
@@ -84,7 +84,6 @@ from fastapi import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -96,7 +95,14 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 from sqlalchemy import (
@@ -106,7 +112,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
@@ -127,47 +132,45 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Settings(BaseSettings):
+    """The generated project's setting names (its config.py), for what this file has."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    app_name: str = "forge-agent-api"
-    environment: Literal["development", "production"] = "development"
+    app_name: str = "forge-app"
+    environment: Literal["dev", "test", "prod"] = "dev"
     log_level: str = "INFO"
 
-    # Unset means zero setup: a SQLite file and an in-process rate limiter.
+    # Unset means zero setup: a SQLite file and in-process rate limiter and tickets.
     database_url: str | None = None
     sqlite_path: Path = Path("forge_app.db")
     db_pool_size: int = 10
     redis_url: str | None = None
     # Every Redis key starts with this, so several apps (or test runs) share one Redis.
-    redis_prefix: str = "forge:"
+    redis_key_prefix: str = "forge_app:"
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
     jwt_secret: SecretStr | None = None
     # Pinned: the token header never chooses the algorithm (no `none`, no RS/HS swap).
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
-    jwt_audience: str = "forge-agent-api"
-    jwt_issuer: str | None = None
-    jwt_leeway_seconds: float = 10.0
+    jwt_audience: str = "forge-app"
+    jwt_issuer: str = "forge-app"
+    jwt_leeway_seconds: int = Field(default=30, ge=0)
     dev_secret_file: Path = Path(".forge-dev-secret")
 
     rate_limit_requests: int = Field(default=60, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     cors_origins: list[str] = []
+    ticket_ttl_seconds: int = Field(default=30, ge=1, le=300)
+    ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
 
-    agent_runner: Literal["fake", "claude"] = "fake"
-    agent_model: str = "claude-sonnet-5"
-    agent_api_key: SecretStr | None = None
-    agent_base_url: str | None = None
+    agent_model: str = "fake-model"
     agent_timeout_seconds: float = Field(default=300.0, gt=0)
-    agent_max_turns: int = Field(default=15, ge=1)
-    agent_max_concurrent_jobs: int = Field(default=8, ge=1)
-    # Tools the Claude runner may use; an API server should not get Bash by default.
-    claude_allowed_tools: list[str] = ["Read", "Grep", "Glob"]
-    claude_workdir: Path | None = None
-    fake_agent_delay_seconds: float = Field(default=0.02, ge=0)
+    agent_max_concurrent_runs: int = Field(default=16, ge=1)
+    # Jobs run at once in one process (the project's ARQ worker setting).
+    worker_concurrency: int = Field(default=10, ge=1)
+    fake_agent_delay_seconds: float = Field(default=0.05, ge=0)
     fake_agent_fail: bool = False
 
-    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
-    ws_auth_timeout_seconds: float = Field(default=10.0, gt=0)
     # How often a job saves progress, renews its lease and reads its cancel flag.
     job_poll_seconds: float = Field(default=0.5, gt=0)
     # A queued/running job whose lease is older than this belongs to a dead worker.
@@ -175,12 +178,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
-        if self.environment == "production":
+        if self.environment == "prod":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret.encode()) < 32:
-                raise ValueError(
-                    "JWT_SECRET of at least 32 bytes is required in production"
-                )
+                raise ValueError("JWT_SECRET of at least 32 bytes is required in prod")
         return self
 
     @property
@@ -299,6 +300,10 @@ STREAMS_OPEN = Gauge(
     multiprocess_mode="livesum",
 )
 RATE_LIMITED = Counter("rate_limited_total", "Requests refused with 429")
+RATE_LIMIT_UNCHECKED = Counter(
+    "rate_limit_unchecked_total",
+    "Requests let through unchecked because the rate limiter's Redis did not answer",
+)
 
 
 def render_metrics() -> bytes:
@@ -363,12 +368,22 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limited",
+}
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = re.sub(r"\W+", "_", _status_phrase(exc.status_code).lower()).strip("_")
-    message = (
-        exc.detail if isinstance(exc.detail, str) else _status_phrase(exc.status_code)
-    )
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     return JSONResponse(
         error_body(code, message, _request_id(request)),
         status_code=exc.status_code,
@@ -381,7 +396,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     # loc/msg/type only: echoing the rejected input back could reflect secrets.
     details = [
         {
-            "loc": list(err.get("loc", ())),
+            "loc": [str(part) for part in err.get("loc", ())],
             "msg": err.get("msg"),
             "type": err.get("type"),
         }
@@ -390,19 +405,12 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     return JSONResponse(
         error_body(
             "validation_error",
-            "request is invalid",
+            "request is not valid",
             _request_id(request),
             details=details,
         ),
         status_code=422,
     )
-
-
-def _status_phrase(code: int) -> str:
-    try:
-        return HTTPStatus(code).phrase
-    except ValueError:
-        return "error"
 
 
 # --------------------------------------------------------------------------- middleware
@@ -565,12 +573,8 @@ async def run_to_completion(
 
 
 class FakeRunner:
-    """Deterministic stand-in for an LLM: echoes the prompt word by word.
-
-    One word per `delay` seconds, then a `word_count` tool call and its result, then a
-    usage chunk (input tokens = prompt words, output tokens = words emitted). With
-    `fail=True` it reports an error halfway through.
-    """
+    """The generated project's fake agent (agents/fake.py): `You said: <prompt>` word by
+    word after a count_words tool call, then usage. No network, no API key."""
 
     name = "fake"
 
@@ -581,140 +585,31 @@ class FakeRunner:
 
     async def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]:
         words = request.prompt.split()
-        half = len(words) // 2
-        emitted = 0
-        for index, word in enumerate(words):
-            if index == half:
-                if self.fail:
-                    yield AgentChunk(
-                        "error", text="the fake agent failed as configured"
-                    )
-                    return
-                call = {
-                    "id": "call_1",
-                    "name": "word_count",
-                    "arguments": {"words": half},
-                }
-                yield AgentChunk("tool_call", data=call)
-                yield AgentChunk(
-                    "tool_result", data={"id": "call_1", "output": len(words)}
-                )
-            await asyncio.sleep(self.delay)
-            yield AgentChunk("text", text=word if index == 0 else f" {word}")
-            emitted += 1
-        model = request.model or self.model
+        call = {
+            "id": "call_1",
+            "name": "count_words",
+            "arguments": {"text": request.prompt},
+        }
+        yield AgentChunk("tool_call", data=call)
+        await asyncio.sleep(self.delay)
         yield AgentChunk(
-            "usage",
-            usage=Usage(model=model, input_tokens=len(words), output_tokens=emitted),
+            "tool_result", data={"id": "call_1", "output": str(len(words))}
         )
-
-
-class ClaudeRunner:
-    """Claude Agent SDK runner (`pip install claude-agent-sdk`), imported lazily.
-
-    The SDK drives the Claude Code CLI bundled in its wheel; partial messages give
-    token-level text, and the result message gives usage per model.
-    """
-
-    name = "claude"
-
-    def __init__(self, settings: Settings) -> None:
-        import claude_agent_sdk  # noqa: F401  (fail at start-up, not on the first run)
-
-        self.settings = settings
-
-    async def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]:
-        from claude_agent_sdk import (
-            AssistantMessage,
-            ClaudeAgentOptions,
-            ResultMessage,
-            StreamEvent,
-            ToolResultBlock,
-            ToolUseBlock,
-            UserMessage,
-            query,
-        )
-
-        env: dict[str, str] = {}
-        if self.settings.agent_api_key is not None:
-            env["ANTHROPIC_API_KEY"] = self.settings.agent_api_key.get_secret_value()
-        if self.settings.agent_base_url:
-            env["ANTHROPIC_BASE_URL"] = self.settings.agent_base_url
-        options = ClaudeAgentOptions(
-            model=request.model or self.settings.agent_model,
-            max_turns=self.settings.agent_max_turns,
-            tools=self.settings.claude_allowed_tools,
-            allowed_tools=self.settings.claude_allowed_tools,
-            permission_mode="dontAsk",
-            include_partial_messages=True,
-            cwd=self.settings.claude_workdir,
-            env=env,
-        )
-        messages = query(prompt=request.prompt, options=options)
-        try:
-            async for message in messages:
-                if isinstance(message, StreamEvent):
-                    delta = message.event.get("delta", {})
-                    if (
-                        message.event.get("type") == "content_block_delta"
-                        and delta.get("type") == "text_delta"
-                    ):
-                        yield AgentChunk("text", text=delta.get("text", ""))
-                elif isinstance(message, AssistantMessage):
-                    for block in message.content:
-                        if isinstance(block, ToolUseBlock):
-                            yield AgentChunk(
-                                "tool_call",
-                                data={
-                                    "id": block.id,
-                                    "name": block.name,
-                                    "arguments": block.input,
-                                },
-                            )
-                elif isinstance(message, UserMessage) and isinstance(
-                    message.content, list
-                ):
-                    for block in message.content:
-                        if isinstance(block, ToolResultBlock):
-                            yield AgentChunk(
-                                "tool_result",
-                                data={"id": block.tool_use_id, "output": block.content},
-                            )
-                elif isinstance(message, ResultMessage):
-                    for model, figures in (message.model_usage or {}).items():
-                        yield AgentChunk(
-                            "usage",
-                            usage=Usage(
-                                model=model,
-                                input_tokens=figures.get("inputTokens", 0),
-                                output_tokens=figures.get("outputTokens", 0),
-                                cache_read_tokens=figures.get(
-                                    "cacheReadInputTokens", 0
-                                ),
-                                cache_write_tokens=figures.get(
-                                    "cacheCreationInputTokens", 0
-                                ),
-                                cost_usd=figures.get("costUSD"),
-                            ),
-                        )
-                    if message.is_error:
-                        # The SDK's error text may carry paths: log it, return a code.
-                        log.warning(
-                            "agent.sdk_error",
-                            subtype=message.subtype,
-                            errors=message.errors,
-                        )
-                        yield AgentChunk(
-                            "error", text=f"agent run ended: {message.subtype}"
-                        )
-        finally:
-            # Closing the generator stops the CLI subprocess (cancellation, timeouts).
-            await messages.aclose()  # type: ignore[attr-defined]
+        if self.fail:
+            yield AgentChunk("error", text="the agent failed (FAKE_AGENT_FAIL is set)")
+            return
+        pieces = ["You", " said:", *(f" {word}" for word in words)]
+        for piece in pieces:
+            await asyncio.sleep(self.delay)
+            yield AgentChunk("text", text=piece)
+        model = request.model or self.model
+        yield AgentChunk("usage", usage=Usage(model, len(words), len(pieces)))
 
 
 def build_runner(settings: Settings) -> AgentRunner:
-    if settings.agent_runner == "claude":
-        return ClaudeRunner(settings)
+    # Put a real runner here: a class with `stream(AgentRequest)` yielding AgentChunks.
+    # The scaffold's agent layers have one per SDK (assets/scaffold/layers/agent-*/),
+    # each behind this same interface.
     return FakeRunner(
         settings.agent_model,
         settings.fake_agent_delay_seconds,
@@ -723,18 +618,21 @@ def build_runner(settings: Settings) -> AgentRunner:
 
 
 # --------------------------------------------------------------------------- schemas
+# The generated project's models/schemas.py, for what this file serves.
 
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
+MAX_PROMPT_CHARS = 50_000
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\w.:/@-]+$")]
 
 
 class RunRequest(BaseModel):
-    prompt: str = Field(min_length=1, max_length=50_000)
-    model: str | None = Field(default=None, max_length=128)
-    # Capped by AGENT_TIMEOUT_SECONDS; the lower of the two wins.
-    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
-    session_id: str | None = Field(default=None, max_length=128)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: ModelName | None = None
+    session_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
 
 
 class UsageOut(BaseModel):
@@ -747,30 +645,29 @@ class UsageOut(BaseModel):
 
 
 class RunResponse(BaseModel):
-    text: str
+    output: str
+    model: str
     usage: list[UsageOut]
     tool_calls: list[dict[str, Any]]
     duration_seconds: float
 
 
-class JobError(BaseModel):
-    code: str
-    message: str
-
-
 class JobOut(BaseModel):
-    job_id: str
+    job_id: uuid.UUID
     status: JobStatus
     progress: float = Field(ge=0, le=1)
-    steps: int
-    model: str
     result: str | None = None
-    error: JobError | None = None
+    error: str | None = None
     usage: list[UsageOut] = []
     cancel_requested: bool = False
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class TicketResponse(BaseModel):
+    ticket: str
+    expires_in: int
 
 
 class Health(BaseModel):
@@ -786,17 +683,14 @@ metadata_obj = MetaData()
 agent_jobs = Table(
     "agent_jobs",
     metadata_obj,
-    Column("id", String(32), primary_key=True),
+    Column("id", String(36), primary_key=True),
     Column("owner", String(255), nullable=False),
     Column("status", String(16), nullable=False),
     Column("prompt", Text, nullable=False),
-    Column("model", String(128), nullable=False),
-    Column("timeout_seconds", Float, nullable=False),
+    Column("model", String(200)),
     Column("progress", Float, nullable=False, default=0.0),
-    Column("steps", Integer, nullable=False, default=0),
     Column("result", Text),
-    Column("error_code", String(64)),
-    Column("error_message", Text),
+    Column("error", Text),
     Column("usage", JSON, nullable=False, default=list),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("worker", String(255)),
@@ -854,137 +748,110 @@ async def create_schema(engine: AsyncEngine) -> None:
             await conn.execute(CreateIndex(index, if_not_exists=True))
 
 
+def job_out(row: Any) -> JobOut:
+    return JobOut(
+        job_id=row["id"],
+        status=row["status"],
+        progress=row["progress"],
+        result=row["result"],
+        error=row["error"],
+        usage=[UsageOut(**item) for item in row["usage"] or []],
+        cancel_requested=row["cancel_requested"],
+        created_at=_aware(row["created_at"]),
+        started_at=_aware(row["started_at"]),
+        finished_at=_aware(row["finished_at"]),
+    )
+
+
 class JobStore:
     """Job rows; every state change is a conditional UPDATE, so workers never race."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create(self, owner: str, prompt: str, model: str, limit_s: float) -> str:
-        job_id = uuid.uuid4().hex
+    async def create(self, owner: str, prompt: str, model: str | None) -> JobOut:
         now = utcnow()
+        row = {
+            "id": str(uuid.uuid4()),
+            "owner": owner,
+            "status": "queued",
+            "prompt": prompt,
+            "model": model,
+            "progress": 0.0,
+            "result": None,
+            "error": None,
+            "usage": [],
+            "cancel_requested": False,
+            "created_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "heartbeat_at": now,
+        }
         async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(agent_jobs).values(
-                    id=job_id,
-                    owner=owner,
-                    status="queued",
-                    prompt=prompt,
-                    model=model,
-                    timeout_seconds=limit_s,
-                    usage=[],
-                    created_at=now,
-                    heartbeat_at=now,
-                )
-            )
-        return job_id
+            await conn.execute(insert(agent_jobs).values(**row))
+        return job_out(row)
 
-    async def get(self, job_id: str, owner: str) -> JobOut | None:
-        async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(agent_jobs).where(
-                            agent_jobs.c.id == job_id, agent_jobs.c.owner == owner
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        if row is None:
-            return None
-        error = None
-        if row["error_code"]:
-            error = JobError(code=row["error_code"], message=row["error_message"] or "")
-        return JobOut(
-            job_id=row["id"],
-            status=row["status"],
-            progress=row["progress"],
-            steps=row["steps"],
-            model=row["model"],
-            result=row["result"],
-            error=error,
-            usage=[UsageOut(**item) for item in row["usage"] or []],
-            cancel_requested=row["cancel_requested"],
-            created_at=_aware(row["created_at"]),
-            started_at=_aware(row["started_at"]),
-            finished_at=_aware(row["finished_at"]),
+    async def get(self, job_id: uuid.UUID, owner: str) -> JobOut | None:
+        query = select(agent_jobs).where(
+            agent_jobs.c.id == str(job_id), agent_jobs.c.owner == owner
         )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else job_out(row)
 
-    async def mark_running(self, job_id: str, worker: str) -> bool:
-        now = utcnow()
+    async def _update(self, job_id: str, when: tuple[str, ...], **values: Any) -> bool:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(agent_jobs)
-                .where(agent_jobs.c.id == job_id, agent_jobs.c.status == "queued")
-                .values(
-                    status="running", worker=worker, started_at=now, heartbeat_at=now
-                )
+                .where(agent_jobs.c.id == job_id, agent_jobs.c.status.in_(when))
+                .values(**values)
             )
         return result.rowcount == 1
 
-    async def touch(self, job_id: str, progress: float, steps: int) -> bool:
+    async def mark_running(self, job_id: str, worker: str) -> bool:
+        now = utcnow()
+        return await self._update(
+            job_id,
+            ("queued",),
+            status="running",
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+        )
+
+    async def touch(self, job_id: str, progress: float) -> bool:
         """Save progress and renew the lease; returns whether a cancel was requested."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(agent_jobs)
                 .where(agent_jobs.c.id == job_id, agent_jobs.c.status.in_(ACTIVE))
-                .values(heartbeat_at=utcnow(), progress=progress, steps=steps)
+                .values(heartbeat_at=utcnow(), progress=progress)
                 .returning(agent_jobs.c.cancel_requested)
             )
             flag = result.scalar_one_or_none()
         return bool(flag)
 
-    async def finish(
-        self,
-        job_id: str,
-        status_: JobStatus,
-        *,
-        steps: int,
-        usage: list[Usage],
-        result: str | None = None,
-        error: tuple[str, str] | None = None,
-    ) -> None:
-        values: dict[str, Any] = {
-            "status": status_,
-            "finished_at": utcnow(),
-            "steps": steps,
-            "usage": [asdict(item) for item in usage],
-            "result": result,
-        }
+    async def finish(self, job_id: str, status_: JobStatus, **values: Any) -> None:
         if status_ == "completed":
             values["progress"] = 1.0
-        if error is not None:
-            values["error_code"], values["error_message"] = error
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(agent_jobs)
-                .where(agent_jobs.c.id == job_id, agent_jobs.c.status.in_(ACTIVE))
-                .values(**values)
-            )
+        await self._update(
+            job_id, ACTIVE, status=status_, finished_at=utcnow(), **values
+        )
 
-    async def request_cancel(self, job_id: str, owner: str) -> None:
+    async def request_cancel(self, job_id: str) -> str | None:
         """Queued jobs are cancelled on the spot; running ones get the flag their
-        worker polls."""
-        mine = (agent_jobs.c.id == job_id, agent_jobs.c.owner == owner)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(agent_jobs)
-                .where(*mine, agent_jobs.c.status == "queued")
-                .values(
-                    status="cancelled",
-                    cancel_requested=True,
-                    finished_at=utcnow(),
-                    error_code="cancelled",
-                    error_message="cancelled by the client",
-                )
-            )
-            await conn.execute(
-                update(agent_jobs)
-                .where(*mine, agent_jobs.c.status == "running")
-                .values(cancel_requested=True)
-            )
+        worker polls. Returns the status the job had, None if it had finished."""
+        if await self._update(
+            job_id,
+            ("queued",),
+            status="cancelled",
+            cancel_requested=True,
+            finished_at=utcnow(),
+        ):
+            return "queued"
+        if await self._update(job_id, ("running",), cancel_requested=True):
+            return "running"
+        return None
 
     async def fail_stale(self, older_than: timedelta) -> int:
         async with self.engine.begin() as conn:
@@ -997,8 +864,7 @@ class JobStore:
                 .values(
                     status="failed",
                     finished_at=utcnow(),
-                    error_code="worker_lost",
-                    error_message="the worker running this job stopped",
+                    error="interrupted: the worker stopped",
                 )
             )
         return result.rowcount
@@ -1075,20 +941,54 @@ class MemoryRateLimiter:
 # --------------------------------------------------------------------------- services
 
 
+class TicketStore:
+    """Single-use tickets for browsers' SSE and WebSocket (`?ticket=`): random, bound to
+    the caller, consumed atomically. Redis (GETDEL, shared by every worker) when
+    REDIS_URL is set; in zero-setup mode a dict, so one worker only. Only the ticket's
+    SHA-256 is stored."""
+
+    def __init__(self, redis: Redis | None, prefix: str, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self.memory: dict[str, tuple[float, str]] = {}
+
+    def _key(self, ticket: str) -> str:
+        return f"{self.prefix}ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
+
+    async def issue(self, subject: str) -> str:
+        ticket = secrets.token_urlsafe(32)
+        if self.redis is not None:
+            await self.redis.set(self._key(ticket), subject, ex=self.ttl_seconds)
+        else:
+            now = time.monotonic()
+            self.memory = {k: v for k, v in self.memory.items() if v[0] > now}
+            self.memory[self._key(ticket)] = (now + self.ttl_seconds, subject)
+        return ticket
+
+    async def redeem(self, ticket: str) -> str | None:
+        if not ticket or len(ticket) > 128:
+            return None
+        if self.redis is not None:
+            subject = await self.redis.getdel(self._key(ticket))
+            return subject.decode() if isinstance(subject, bytes) else subject
+        expires, subject = self.memory.pop(self._key(ticket), (0.0, ""))
+        return subject if expires > time.monotonic() else None
+
+
 @dataclass
 class Services:
     settings: Settings
     engine: AsyncEngine
     redis: Redis | None
     limiter: RateLimiter
+    tickets: TicketStore
     runner: AgentRunner
     jobs: JobManager
 
-
-def effective_timeout(settings: Settings, requested: float | None) -> float:
-    if requested is None:
-        return settings.agent_timeout_seconds
-    return min(requested, settings.agent_timeout_seconds)
+    async def ping_db(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
 
 async def run_agent(
@@ -1129,19 +1029,13 @@ async def run_agent(
         AGENT_DURATION.labels(mode).observe(time.perf_counter() - started)
 
 
-@dataclass
-class _Progress:
-    steps: int = 0
-    turns: int = 0
-    usage: list[Usage] = field(default_factory=list)
-
-
 class JobManager:
     """In-process job runner (asyncio tasks) with its state in the database.
 
     Each job has a watcher that, every JOB_POLL_SECONDS, saves progress, renews the
     job's lease and reads its cancel flag: so DELETE works whichever worker served it,
-    and a lease that stops moving tells the other workers this one died.
+    and a lease that stops moving tells the other workers this one died (its jobs are
+    then failed, never re-run: a paid run is not retried automatically).
     """
 
     def __init__(
@@ -1151,121 +1045,98 @@ class JobManager:
         self.runner = runner
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.slots = asyncio.Semaphore(settings.agent_max_concurrent_jobs)
+        self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelled_by_client: set[str] = set()
-        self.closing = False
 
     async def submit(self, owner: str, body: RunRequest) -> JobOut:
         """Store the job, then start it: the answer is the job as queued."""
-        model = body.model or self.settings.agent_model
-        timeout = effective_timeout(self.settings, body.timeout_seconds)
-        job_id = await self.store.create(owner, body.prompt, model, timeout)
-        queued = await self.store.get(job_id, owner)
-        assert queued is not None
-        request = AgentRequest(
-            prompt=body.prompt,
-            session_id=body.session_id,
-            model=body.model,
-            metadata=body.metadata,
-        )
-        task = asyncio.create_task(self._execute(job_id, request, timeout))
+        job = await self.store.create(owner, body.prompt, body.model)
+        job_id = str(job.job_id)
+        request = AgentRequest(body.prompt, body.session_id, body.model, body.metadata)
+        task = asyncio.create_task(self._execute(job_id, request))
         self.tasks[job_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
-        return queued
+        return job
 
-    async def cancel(self, job_id: str, owner: str) -> None:
-        await self.store.request_cancel(job_id, owner)
+    async def cancel(self, job_id: str) -> bool:
+        """False if the job had already finished."""
+        if await self.store.request_cancel(job_id) is None:
+            return False
         task = self.tasks.get(job_id)
         if task is not None:  # ours: stop it now instead of at the next poll
             self.cancelled_by_client.add(job_id)
             task.cancel()
+        return True
 
     async def _watch(
-        self, job_id: str, progress: _Progress, run: asyncio.Task[Any]
+        self, job_id: str, chunks: list[int], run: asyncio.Task[Any]
     ) -> None:
-        max_turns = self.settings.agent_max_turns
         while True:
             await asyncio.sleep(self.settings.job_poll_seconds)
-            fraction = min(0.99, progress.turns / max_turns)
+            # Agents do not announce their length: approach 1 without reaching it.
+            progress = round(min(0.99, chunks[0] / (chunks[0] + 20)), 3)
             try:
-                if await self.store.touch(job_id, fraction, progress.steps):
+                if await self.store.touch(job_id, progress):
                     self.cancelled_by_client.add(job_id)
                     run.cancel()
                     return
             except Exception:
                 log.exception("job.watch_failed", job_id=job_id)
 
-    async def _execute(
-        self, job_id: str, request: AgentRequest, limit_s: float
-    ) -> None:
-        progress = _Progress()
+    async def _execute(self, job_id: str, request: AgentRequest) -> None:
+        chunks = [0]
+        usage: list[Usage] = []
         this_task = asyncio.current_task()
         assert this_task is not None
-        watcher = asyncio.create_task(self._watch(job_id, progress, this_task))
+        watcher = asyncio.create_task(self._watch(job_id, chunks, this_task))
 
         async def track(chunk: AgentChunk) -> None:
-            progress.steps += 1
-            if chunk.type == "tool_result":
-                progress.turns += 1
-            elif chunk.type == "usage" and chunk.usage is not None:
-                progress.usage.append(chunk.usage)
+            chunks[0] += 1
+            if chunk.type == "usage" and chunk.usage is not None:
+                usage.append(chunk.usage)
 
         structlog.contextvars.bind_contextvars(job_id=job_id)
-        final: tuple[JobStatus, str | None, tuple[str, str] | None]
+        limit = self.settings.agent_timeout_seconds
+        final: dict[str, Any]
         try:
             async with self.slots:
                 if not await self.store.mark_running(job_id, self.worker_id):
                     return  # cancelled while queued
-                log.info("job.started", worker=self.worker_id)
                 JOBS_RUNNING.inc()
                 try:
                     result = await run_agent(
-                        self.runner,
-                        request,
-                        limit_s=limit_s,
-                        mode="job",
-                        on_chunk=track,
+                        self.runner, request, limit_s=limit, mode="job", on_chunk=track
                     )
                 finally:
                     JOBS_RUNNING.dec()
-            final = ("completed", result.text, None)
+            final = {"status_": "completed", "result": result.text}
         except TimeoutError:
-            final = (
-                "failed",
-                None,
-                ("agent_timeout", f"no result within {limit_s:g} s"),
-            )
+            error = f"agent timed out after {limit:g} seconds"
+            final = {"status_": "failed", "error": error}
         except AgentRunError as exc:
-            final = ("failed", None, ("agent_error", str(exc)))
+            final = {"status_": "failed", "error": str(exc)[:500]}
         except asyncio.CancelledError:
-            if job_id in self.cancelled_by_client and not self.closing:
-                final = ("cancelled", None, ("cancelled", "cancelled by the client"))
+            if job_id in self.cancelled_by_client:
+                final = {"status_": "cancelled"}
             else:
-                final = (
-                    "failed",
-                    None,
-                    ("shutdown", "the server stopped during the run"),
-                )
+                final = {
+                    "status_": "failed",
+                    "error": "interrupted: the worker stopped",
+                }
         except Exception:
             log.exception("job.crashed")
-            final = ("failed", None, ("internal_error", "the agent run failed"))
+            final = {
+                "status_": "failed",
+                "error": "the agent failed; see the server logs",
+            }
         finally:
             watcher.cancel()
             self.cancelled_by_client.discard(job_id)
-        status_, text_, error = final
+        usage_out = [asdict(item) for item in usage]
         # Shielded: a second cancel (shutdown) must not lose the final state.
-        await asyncio.shield(
-            self.store.finish(
-                job_id,
-                status_,
-                steps=progress.steps,
-                usage=progress.usage,
-                result=text_,
-                error=error,
-            )
-        )
-        log.info("job.finished", status=status_, error=error[0] if error else None)
+        await asyncio.shield(self.store.finish(job_id, usage=usage_out, **final))
+        log.info("job.finished", status=final["status_"])
 
     async def reap_stale(self) -> None:
         """Fail jobs whose worker died; runs at start-up and then periodically."""
@@ -1276,7 +1147,6 @@ class JobManager:
             log.warning("jobs.reaped_stale", count=count)
 
     async def close(self) -> None:
-        self.closing = True
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -1299,13 +1169,11 @@ class Principal:
 
 
 def verify_token(token: str, settings: Settings) -> Principal:
-    """PyJWT with the algorithm pinned and exp/aud/sub required.
+    """PyJWT with the algorithm pinned and exp, iat, sub, aud, iss required.
 
     `algorithms=[...]` is the whole defence against `alg: none` and key confusion: the
     header is never trusted to pick the algorithm.
     """
-    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    required = ["exp", "sub", "aud"] + (["iss"] if settings.jwt_issuer else [])
     try:
         claims = jwt.decode(
             token,
@@ -1314,16 +1182,13 @@ def verify_token(token: str, settings: Settings) -> Principal:
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             leeway=settings.jwt_leeway_seconds,
-            options={"require": required},
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
         )
     except jwt.ExpiredSignatureError:
-        raise ApiError(401, "token_expired", "token has expired", challenge) from None
+        raise ApiError(401, "token_expired", "credentials are not valid") from None
     except jwt.InvalidTokenError:
-        raise ApiError(401, "invalid_token", "token is invalid", challenge) from None
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise ApiError(401, "invalid_token", "token is invalid", challenge)
-    return Principal(subject=subject)
+        raise ApiError(401, "invalid_token", "credentials are not valid") from None
+    return Principal(subject=str(claims["sub"]))
 
 
 def issue_token(settings: Settings, subject: str, ttl_seconds: int = 3600) -> str:
@@ -1331,72 +1196,72 @@ def issue_token(settings: Settings, subject: str, ttl_seconds: int = 3600) -> st
     claims: dict[str, Any] = {
         "sub": subject,
         "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
         "iat": now,
         "exp": now + timedelta(seconds=ttl_seconds),
     }
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
     return jwt.encode(claims, settings.signing_key(), algorithm=settings.jwt_algorithm)
 
 
-_bearer = HTTPBearer(auto_error=False)
-
-
-async def current_principal(
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Auth is a dependency, not middleware: each route declares it (health and
-    metrics stay public without a path allow-list that drifts), OpenAPI shows the
-    scheme, and the principal arrives typed. Verifying is one HMAC: cheap per request.
-    """
-    if credentials is None:
-        raise ApiError(
-            401,
-            "not_authenticated",
-            "bearer token required",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    return verify_token(credentials.credentials, services.settings)
+async def current_principal(conn: HTTPConnection, services: ServicesDep) -> Principal:
+    """`Authorization: Bearer`, else (GET and WebSocket only) a single-use `?ticket=`
+    from POST /auth/tickets, for browsers' EventSource and WebSocket, which cannot
+    send headers. A dependency here (the project uses a middleware): one file, and
+    health and metrics simply do not declare it."""
+    scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return verify_token(token.strip(), services.settings)
+    ticket = conn.query_params.get("ticket")
+    if ticket and conn.scope.get("method", "GET") == "GET":
+        subject = await services.tickets.redeem(ticket)
+        if subject is None:
+            raise ApiError(401, "invalid_ticket", "credentials are not valid")
+        return Principal(subject=subject)
+    raise ApiError(
+        401,
+        "missing_credentials",
+        "authentication required",
+        {"WWW-Authenticate": "Bearer"},
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-async def check_rate(services: Services, principal: Principal) -> RateDecision:
+async def rate_limited(services: ServicesDep, principal: PrincipalDep) -> None:
+    """Per caller (the verified subject, which cannot be spoofed the way a client
+    address behind a proxy can), shared by every worker through Redis."""
     try:
-        return await services.limiter.hit(principal.subject)
+        decision = await services.limiter.hit(f"user:{principal.subject}")
     except Exception:
         # Fail open: a Redis outage must not take the API down; /health/ready reports
         # it so the load balancer drains this instance.
         log.exception("rate_limit.backend_unavailable")
-        return RateDecision(True, 0)
-
-
-async def rate_limited(services: ServicesDep, principal: PrincipalDep) -> Principal:
-    """Per user, after auth, on the routes that start runs: runs cost money per user,
-    and a verified subject cannot be spoofed the way a client IP behind a proxy can.
-    Job status and cancel are not limited: polling is cheap, and a client must always
-    be able to stop a run it pays for."""
-    decision = await check_rate(services, principal)
+        RATE_LIMIT_UNCHECKED.inc()
+        return
     if not decision.allowed:
         RATE_LIMITED.inc()
         raise ApiError(
             429,
             "rate_limited",
-            "too many requests",
-            {"Retry-After": str(decision.retry_after)},
+            "too many requests; retry later",
+            {"Retry-After": str(decision.retry_after), "X-RateLimit-Remaining": "0"},
         )
-    return principal
 
 
-LimitedPrincipal = Annotated[Principal, Depends(rate_limited)]
+async def agent_run_slot() -> AsyncIterator[None]:
+    """Held while a run's request lasts; capped per process in `create_app`."""
+    yield
 
 
 # --------------------------------------------------------------------------- routes
 
 health_router = APIRouter(tags=["health"])
-agents_router = APIRouter(prefix="/agents", tags=["agents"])
+limited = [Depends(rate_limited)]
+auth_router = APIRouter(prefix="/auth", tags=["auth"], dependencies=limited)
+agents_router = APIRouter(prefix="/agents", tags=["agents"], dependencies=limited)
+# The routes that run the agent in this process; mounted under the concurrency cap.
+runs_router = APIRouter(prefix="/agents", tags=["agents"])
 
 
 @health_router.get("/health")
@@ -1407,26 +1272,22 @@ async def health() -> Health:
 
 @health_router.get("/health/ready", responses={503: {"model": Health}})
 async def ready(services: ServicesDep) -> Response:
-    """Readiness: database and Redis answer within two seconds each."""
+    """Readiness: database and Redis answer within REDIS_TIMEOUT_SECONDS each."""
+    limit = services.settings.redis_timeout_seconds
     checks: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(2):
-            async with services.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        log.warning("ready.database_failed", error_type=type(exc).__name__)
-        checks["database"] = "unavailable"
+    probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": services.ping_db}
     if services.redis is not None:
+        probes["redis"] = services.redis.ping
+    for name, probe in probes.items():
         try:
-            async with asyncio.timeout(2):
-                await services.redis.ping()
-            checks["redis"] = "ok"
+            async with asyncio.timeout(limit):
+                await probe()
+            checks[name] = "ok"
         except Exception as exc:
-            log.warning("ready.redis_failed", error_type=type(exc).__name__)
-            checks["redis"] = "unavailable"
+            log.warning("ready.check_failed", check=name, error=type(exc).__name__)
+            checks[name] = "failed"
     ok = all(value == "ok" for value in checks.values())
-    body = Health(status="ready" if ok else "unavailable", checks=checks)
+    body = Health(status="ready" if ok else "not_ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
@@ -1436,12 +1297,14 @@ async def metrics() -> Response:
     return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _agent_request(body: RunRequest) -> AgentRequest:
-    return AgentRequest(
-        prompt=body.prompt,
-        session_id=body.session_id,
-        model=body.model,
-        metadata=body.metadata,
+@auth_router.post("/tickets", status_code=201)
+async def create_ticket(
+    services: ServicesDep, principal: PrincipalDep
+) -> TicketResponse:
+    """A ticket for one `?ticket=` on GET /agents/run/stream or WS /agents/ws."""
+    ticket = await services.tickets.issue(principal.subject)
+    return TicketResponse(
+        ticket=ticket, expires_in=services.settings.ticket_ttl_seconds
     )
 
 
@@ -1449,321 +1312,198 @@ def _usage_out(usage: list[Usage]) -> list[UsageOut]:
     return [UsageOut(**asdict(item)) for item in usage]
 
 
-@agents_router.post("/run")
-async def run(
-    body: RunRequest, services: ServicesDep, _: LimitedPrincipal
-) -> RunResponse:
+def stream_event(chunk: AgentChunk) -> dict[str, Any]:
+    """One chunk as sent over SSE (`data:`) and WebSocket: the project's StreamEvent."""
+    usage = asdict(chunk.usage) if chunk.usage else None
+    return {"type": chunk.type, "text": chunk.text, "data": chunk.data, "usage": usage}
+
+
+@runs_router.post("/run", dependencies=limited)
+async def run(body: RunRequest, services: ServicesDep, _: PrincipalDep) -> RunResponse:
     """Run the agent and wait: 504 on timeout, 502 when the agent reports an error."""
-    timeout = effective_timeout(services.settings, body.timeout_seconds)
+    request = AgentRequest(body.prompt, body.session_id, body.model, body.metadata)
+    limit = services.settings.agent_timeout_seconds
     started = time.perf_counter()
     try:
-        result = await run_agent(
-            services.runner, _agent_request(body), limit_s=timeout, mode="sync"
-        )
+        result = await run_agent(services.runner, request, limit_s=limit, mode="sync")
     except TimeoutError:
         raise ApiError(
-            504, "agent_timeout", f"the agent gave no result within {timeout:g} s"
+            504, "agent_timeout", "the agent did not finish in time"
         ) from None
     except AgentRunError as exc:
         raise ApiError(502, "agent_error", str(exc)) from None
     return RunResponse(
-        text=result.text,
+        output=result.text,
+        model=body.model or services.settings.agent_model,
         usage=_usage_out(result.usage),
         tool_calls=result.tool_calls,
-        duration_seconds=round(time.perf_counter() - started, 3),
+        duration_seconds=round(time.perf_counter() - started, 4),
     )
 
 
 @agents_router.post("/run/async", status_code=202)
 async def run_async(
-    body: RunRequest, services: ServicesDep, principal: LimitedPrincipal
+    body: RunRequest, services: ServicesDep, principal: PrincipalDep, response: Response
 ) -> JobOut:
-    """Start a background job; poll GET /agents/jobs/{id}."""
-    return await services.jobs.submit(principal.subject, body)
+    """Start a background job; poll GET /agents/jobs/{id} (the Location header)."""
+    job = await services.jobs.submit(principal.subject, body)
+    response.headers["Location"] = f"/agents/jobs/{job.job_id}"
+    return job
 
 
-@agents_router.get("/jobs/{job_id}")
-async def get_job(
-    job_id: str, services: ServicesDep, principal: PrincipalDep
-) -> JobOut:
-    job = await services.jobs.store.get(job_id, principal.subject)
+async def _owned_job(services: Services, job_id: uuid.UUID, subject: str) -> JobOut:
+    job = await services.jobs.store.get(job_id, subject)
     if job is None:  # someone else's job is "not found" too: ids are not disclosed
         raise ApiError(404, "job_not_found", "no such job")
     return job
 
 
-@agents_router.delete(
-    "/jobs/{job_id}", response_model=JobOut, responses={202: {"model": JobOut}}
-)
+@agents_router.get("/jobs/{job_id}")
+async def get_job(
+    job_id: uuid.UUID, services: ServicesDep, principal: PrincipalDep
+) -> JobOut:
+    return await _owned_job(services, job_id, principal.subject)
+
+
+@agents_router.delete("/jobs/{job_id}", status_code=202)
 async def cancel_job(
-    job_id: str, services: ServicesDep, principal: PrincipalDep
-) -> JobOut | Response:
-    """Cancel a queued or running job: 200 once it is cancelled, 202 while the worker
-    that runs it is still stopping it, 409 if it had already finished."""
-    store = services.jobs.store
-    job = await store.get(job_id, principal.subject)
-    if job is None:
-        raise ApiError(404, "job_not_found", "no such job")
-    if job.status not in ACTIVE:
-        raise ApiError(409, "job_finished", f"job already {job.status}")
-    await services.jobs.cancel(job_id, principal.subject)
-    deadline = time.monotonic() + 2 * services.settings.job_poll_seconds + 1
-    while time.monotonic() < deadline:
-        job = await store.get(job_id, principal.subject)
-        assert job is not None
-        if job.status not in ACTIVE:
-            return job
-        await asyncio.sleep(0.05)
-    return JSONResponse(job.model_dump(mode="json"), status_code=202)
+    job_id: uuid.UUID, services: ServicesDep, principal: PrincipalDep
+) -> JobOut:
+    """Cancel a queued or running job: 202, cancellation requested (poll until
+    `cancelled`); 409 if it had already finished; 404 if unknown or someone else's."""
+    await _owned_job(services, job_id, principal.subject)
+    if not await services.jobs.cancel(str(job_id)):
+        raise ApiError(409, "job_finished", "the job has already finished")
+    return await _owned_job(services, job_id, principal.subject)
 
 
-def _chunk_payload(chunk: AgentChunk) -> dict[str, Any]:
-    if chunk.type == "text":
-        return {"text": chunk.text}
-    if chunk.type == "usage" and chunk.usage is not None:
-        return asdict(chunk.usage)
-    if chunk.type == "error":
-        return {"code": "agent_error", "message": chunk.text}
-    return chunk.data
-
-
-_END = object()
-
-
-@agents_router.get("/run/stream", response_class=EventSourceResponse)
+@runs_router.get(
+    "/run/stream", response_class=EventSourceResponse, dependencies=limited
+)
 async def run_stream(
     services: ServicesDep,
-    _: LimitedPrincipal,
-    prompt: Annotated[str, Query(min_length=1, max_length=50_000)],
-    model: Annotated[str | None, Query(max_length=128)] = None,
-    timeout_seconds: Annotated[float | None, Query(gt=0, le=3600)] = None,
+    _: PrincipalDep,
+    prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
+    model: Annotated[ModelName | None, Query()] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Server-Sent Events: `text`, `tool_call`, `tool_result`, `usage`, then `done` or
-    `error`. A `: heartbeat` comment goes out after SSE_HEARTBEAT_SECONDS of silence so
-    proxies keep the connection. Runs are not resumable: clients close on `done`/`error`
-    instead of reconnecting. Auth, validation and rate limiting happen before the stream
-    starts, so they answer with normal JSON errors.
-    """
-    timeout = effective_timeout(services.settings, timeout_seconds)
-    request = AgentRequest(prompt=prompt, model=model)
-    queue: asyncio.Queue[AgentChunk | object] = asyncio.Queue(maxsize=64)
-    outcome: dict[str, Any] = {}
-
-    async def produce() -> None:
-        started = time.perf_counter()
-        try:
-            result = await run_agent(
-                services.runner,
-                request,
-                limit_s=timeout,
-                mode="sse",
-                on_chunk=queue.put,
-            )
-            outcome["done"] = {
-                "usage": [asdict(item) for item in result.usage],
-                "duration_seconds": round(time.perf_counter() - started, 3),
-            }
-        except TimeoutError:
-            outcome["error"] = {
-                "code": "agent_timeout",
-                "message": f"the agent gave no result within {timeout:g} s",
-            }
-        except AgentRunError:
-            pass  # its error chunk is already queued
-        except Exception:
-            log.exception("sse.agent_failed")
-            outcome["error"] = {
-                "code": "internal_error",
-                "message": "the agent run failed",
-            }
-        finally:
-            await queue.put(_END)
-
-    producer = asyncio.create_task(produce())
+    """Server-Sent Events: `tool_call`, `tool_result`, `text`, `usage`, then `done` or
+    `error`. FastAPI sends `: ping` after 15 s of silence. A client that leaves cancels
+    the task iterating this generator, and with it the agent run."""
+    deadline = (
+        asyncio.get_running_loop().time() + services.settings.agent_timeout_seconds
+    )
+    chunks = services.runner.stream(AgentRequest(prompt, model=model))
+    sequence = 0
     STREAMS_OPEN.labels("sse").inc()
-    event_id = 0
-    finished = False
     try:
         while True:
             try:
-                async with asyncio.timeout(services.settings.sse_heartbeat_seconds):
-                    item = await queue.get()
-            except TimeoutError:
-                yield ServerSentEvent(comment="heartbeat")
-                continue
-            event_id += 1
-            if item is _END:
-                finished = True
-                if "done" in outcome:
-                    yield ServerSentEvent(
-                        event="done", data=outcome["done"], id=str(event_id)
-                    )
-                elif "error" in outcome:
-                    yield ServerSentEvent(
-                        event="error", data=outcome["error"], id=str(event_id)
-                    )
-                return
-            assert isinstance(item, AgentChunk)
+                # The deadline covers the whole run; a timeout scope must not stay open
+                # across `yield`, so it is applied to each wait for the next chunk.
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            if chunk.usage is not None:
+                record_usage(chunk.usage)
+            sequence += 1
             yield ServerSentEvent(
-                event=item.type, data=_chunk_payload(item), id=str(event_id)
+                event=chunk.type, id=str(sequence), data=stream_event(chunk)
             )
+            if chunk.type == "error":
+                return
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data={"type": "done"})
+    except TimeoutError:
+        error = {"type": "error", "text": "the agent did not finish in time"}
+        yield ServerSentEvent(event="error", data=error)
     finally:
         STREAMS_OPEN.labels("sse").dec()
-        if not finished:
-            log.info("sse.client_disconnected")
-        producer.cancel()
-        with suppress(asyncio.CancelledError):
-            await producer
+        with suppress(Exception):
+            await chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def _ws_authenticate(websocket: WebSocket, settings: Settings) -> Principal:
-    """`Authorization: Bearer` on the handshake (non-browser clients), else a first
-    message `{"type": "auth", "token": ...}` (browsers cannot set headers; a token in
-    the query string would end up in access logs)."""
-    header = websocket.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return verify_token(header[7:].strip(), settings)
-    try:
-        async with asyncio.timeout(settings.ws_auth_timeout_seconds):
-            raw = await websocket.receive_text()
-    except TimeoutError:
-        raise ApiError(401, "not_authenticated", "no auth message in time") from None
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        message = None
-    if not isinstance(message, dict) or message.get("type") != "auth":
-        raise ApiError(401, "not_authenticated", "first message must be auth")
-    return verify_token(str(message.get("token", "")), settings)
+class WsRun(BaseModel):
+    type: Literal["run"]
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: ModelName | None = None
+    session_id: str | None = Field(default=None, max_length=200)
 
 
-@agents_router.websocket("/ws")
+@runs_router.websocket("/ws")
 async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
-    """Messages in: auth, ping, run {prompt, model?, timeout_seconds?, id?}, cancel.
-    Out: ready, pong, and per run its chunks then done/error/cancelled, each with
-    `run_id` (the run message's `id`, or a generated one).
-    Close codes: 1008 auth failed or timed out, 1011 server error; the client closes
-    normally (1000) when it is done."""
-    await websocket.accept()
+    """Authenticated at the handshake (Authorization header, or `?ticket=`); refused
+    with HTTP 401 before it is accepted. Then JSON frames:
+    server `ready`; client `run` -> chunks (tool_call, tool_result, text, usage) then
+    `done` or `error`; client `cancel` -> `cancelled`; client `ping` -> `pong`; server
+    `ping` every WS_PING_INTERVAL_SECONDS. Close codes: 1003 a message the server
+    cannot parse, 1011 an unexpected server error."""
     try:
-        principal = await _ws_authenticate(websocket, services.settings)
+        await current_principal(websocket, services)
     except ApiError as exc:
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=exc.message)
+        body = error_body(exc.code, exc.message, _request_id(websocket))
+        await websocket.send_denial_response(JSONResponse(body, 401, exc.headers))
         return
-    except WebSocketDisconnect:
-        return
+    await websocket.accept()
+    settings = services.settings
     send_lock = asyncio.Lock()
     current: asyncio.Task[None] | None = None
-    current_id: str | None = None
     STREAMS_OPEN.labels("ws").inc()
 
     async def send(message: dict[str, Any]) -> None:
         async with send_lock:  # pongs and chunks come from different tasks
             await websocket.send_json(message)
 
-    async def run_one(body: RunRequest, run_id: str) -> None:
-        timeout = effective_timeout(services.settings, body.timeout_seconds)
-
+    async def run_one(message: WsRun) -> None:
         async def forward(chunk: AgentChunk) -> None:
-            await send({"type": chunk.type, "run_id": run_id, **_chunk_payload(chunk)})
+            await send(stream_event(chunk))
 
-        started = time.perf_counter()
+        request = AgentRequest(message.prompt, message.session_id, message.model)
         try:
-            result = await run_agent(
+            await run_agent(
                 services.runner,
-                _agent_request(body),
-                limit_s=timeout,
+                request,
+                limit_s=settings.agent_timeout_seconds,
                 mode="ws",
                 on_chunk=forward,
             )
-            await send(
-                {
-                    "type": "done",
-                    "run_id": run_id,
-                    "usage": [asdict(item) for item in result.usage],
-                    "duration_seconds": round(time.perf_counter() - started, 3),
-                }
-            )
+            await send({"type": "done"})
         except TimeoutError:
-            await send(
-                {
-                    "type": "error",
-                    "run_id": run_id,
-                    "code": "agent_timeout",
-                    "message": f"the agent gave no result within {timeout:g} s",
-                }
-            )
+            await send({"type": "error", "text": "the agent did not finish in time"})
         except AgentRunError:
             pass  # the error chunk was forwarded
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("ws.run_failed")
-            await send(
-                {
-                    "type": "error",
-                    "run_id": run_id,
-                    "code": "internal_error",
-                    "message": "failed",
-                }
-            )
 
-    try:
-        await send({"type": "ready", "subject": principal.subject})
+    async def heartbeat() -> None:
         while True:
-            raw = await websocket.receive_text()
+            await asyncio.sleep(settings.ws_ping_interval_seconds)
+            await send({"type": "ping"})
+
+    pinger = asyncio.create_task(heartbeat())
+    try:
+        await send({"type": "ready"})
+        while True:
             try:
-                message = json.loads(raw)
+                message = json.loads(await websocket.receive_text())
                 kind = message["type"]
-            except (ValueError, KeyError, TypeError):
-                await send(
-                    {
-                        "type": "error",
-                        "code": "bad_message",
-                        "message": "need JSON with type",
-                    }
+                parsed = WsRun.model_validate(message) if kind == "run" else None
+                if kind not in ("run", "ping", "cancel"):
+                    raise ValueError(kind)
+            except (ValueError, KeyError, TypeError, ValidationError):
+                await websocket.close(
+                    status.WS_1003_UNSUPPORTED_DATA, "invalid message"
                 )
-                continue
+                return
+            busy = current is not None and not current.done()
             if kind == "ping":
                 await send({"type": "pong"})
-            elif kind == "cancel":
-                if current is not None and not current.done():
-                    current.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await current
-                    await send({"type": "cancelled", "run_id": current_id})
-            elif kind == "run":
-                if current is not None and not current.done():
-                    await send(
-                        {"type": "error", "code": "busy", "message": "a run is active"}
-                    )
-                    continue
-                try:
-                    body = RunRequest.model_validate(message)
-                except ValidationError:
-                    await send(
-                        {
-                            "type": "error",
-                            "code": "validation_error",
-                            "message": "bad run",
-                        }
-                    )
-                    continue
-                decision = await check_rate(services, principal)
-                if not decision.allowed:
-                    RATE_LIMITED.inc()
-                    await send(
-                        {
-                            "type": "error",
-                            "code": "rate_limited",
-                            "retry_after": decision.retry_after,
-                        }
-                    )
-                    continue
-                current_id = str(message.get("id") or uuid.uuid4().hex)
-                current = asyncio.create_task(run_one(body, current_id))
-            else:
-                await send({"type": "error", "code": "unknown_type", "message": kind})
+            elif kind == "cancel" and current is not None and busy:
+                current.cancel()
+                with suppress(asyncio.CancelledError):
+                    await current
+                await send({"type": "cancelled"})
+            elif parsed is not None and busy:
+                await send({"type": "error", "text": "a run is already in progress"})
+            elif parsed is not None:
+                current = asyncio.create_task(run_one(parsed))
     except WebSocketDisconnect:
         log.info("ws.client_disconnected")
     except Exception:
@@ -1772,30 +1512,15 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
             await websocket.close(code=status.WS_1011_INTERNAL_ERROR)
     finally:
         STREAMS_OPEN.labels("ws").dec()
-        if current is not None and not current.done():
+        pinger.cancel()
+        if current is not None:
             current.cancel()
-            with suppress(asyncio.CancelledError):
-                await current
+        await asyncio.gather(
+            pinger, *([current] if current else []), return_exceptions=True
+        )
 
 
 # --------------------------------------------------------------------------- app
-
-
-def _describe_modes(settings: Settings, limiter: RateLimiter) -> dict[str, Any]:
-    database = "sqlite" if settings.database_url is None else "postgresql"
-    return {
-        "zero_setup": settings.zero_setup,
-        "database": database,
-        "database_file": str(settings.sqlite_path.resolve())
-        if database == "sqlite"
-        else None,
-        "rate_limiter": limiter.backend,
-        "jobs": "in-process asyncio tasks, state in the database",
-        "agent_runner": settings.agent_runner,
-        "auth_secret": "JWT_SECRET"
-        if settings.jwt_secret
-        else str(settings.dev_secret_file),
-    }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -1804,17 +1529,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        # One table, created at start-up: a single file has no Alembic (the generated
+        # project migrates with Alembic instead and never creates tables itself).
         engine = create_engine_for(settings)
         await create_schema(engine)
         redis: Redis | None = None
         limiter: RateLimiter
         if settings.redis_url:
             redis = Redis.from_url(
-                settings.redis_url, socket_connect_timeout=2, socket_timeout=2
+                settings.redis_url,
+                socket_connect_timeout=settings.redis_timeout_seconds,
+                socket_timeout=settings.redis_timeout_seconds,
             )
             limiter = RedisRateLimiter(
                 redis,
-                settings.redis_prefix,
+                settings.redis_key_prefix,
                 settings.rate_limit_requests,
                 settings.rate_limit_window_seconds,
             )
@@ -1822,18 +1551,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter = MemoryRateLimiter(
                 settings.rate_limit_requests, settings.rate_limit_window_seconds
             )
+        tickets = TicketStore(
+            redis, settings.redis_key_prefix, settings.ticket_ttl_seconds
+        )
         runner = build_runner(settings)
         jobs = JobManager(JobStore(engine), runner, settings)
         await jobs.reap_stale()
-        services = Services(settings, engine, redis, limiter, runner, jobs)
-        modes = _describe_modes(settings, limiter)
+        services = Services(settings, engine, redis, limiter, tickets, runner, jobs)
+        database = "sqlite" if settings.database_url is None else "postgresql"
+        modes = {
+            "zero_setup": settings.zero_setup,
+            "database": database,
+            "database_file": str(settings.sqlite_path.resolve())
+            if database == "sqlite"
+            else None,
+            "rate_limiter": limiter.backend,
+            "jobs": "in-process asyncio tasks, state in the database",
+            "auth_secret": "JWT_SECRET"
+            if settings.jwt_secret
+            else str(settings.dev_secret_file),
+        }
         if settings.zero_setup:
             log.warning(
                 "startup.zero_setup",
                 message=(
                     f"zero-setup mode: SQLite file {modes['database_file']},"
-                    " in-process rate limiter (per worker), in-process job runner;"
-                    " set DATABASE_URL and REDIS_URL for production"
+                    " in-process rate limiter and tickets (per worker), in-process job"
+                    " runner; set DATABASE_URL and REDIS_URL for production"
                 ),
                 **modes,
             )
@@ -1868,17 +1612,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["*"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
     app.add_middleware(RequestContextMiddleware)  # added last = outermost
     app.include_router(health_router)
+    app.include_router(auth_router)
     app.include_router(agents_router)
+    # One Depends object for the routes that run the agent: AGENT_MAX_CONCURRENT_RUNS
+    # per process; more wait for a slot, held until the response (an SSE stream, a
+    # WebSocket session) ends.
+    run_slot = Depends(
+        agent_run_slot,
+        scope="request",
+        max_concurrency=settings.agent_max_concurrent_runs,
+    )
+    app.include_router(runs_router, dependencies=[run_slot])
     return app
-
-
-app = create_app()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1899,7 +1650,8 @@ def main(argv: list[str] | None = None) -> None:
 
     module = Path(__file__).resolve()
     uvicorn.run(
-        f"{module.stem}:app",
+        f"{module.stem}:create_app",
+        factory=True,
         app_dir=str(module.parent),
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8000),

@@ -1,0 +1,202 @@
+"""Three implementations of one contract, started the same way for the same black-box tests:
+
+- `project`: a generated default Tier 1 project (`uvicorn --factory`, 2 workers, its ARQ
+  worker, PostgreSQL migrated with Alembic);
+- `single_api`: assets/templates/single_api.py (2 workers, PostgreSQL + Redis);
+- `agent_routes`: assets/templates/agent_routes.py mounted in a small host app (2 workers,
+  Redis).
+
+One project is generated per session and its virtualenv (made with uv) runs all three.
+Every target gets the same environment variables: the settings names are part of the
+contract.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e_tier1.project import BASE_PYTHON, SCAFFOLD, UV, clean_env, run
+from forge_testing import (
+    REPO_ROOT,
+    ManagedProcess,
+    redis_database,
+    spawn,
+    start_uvicorn,
+    throwaway_database,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+TEMPLATES = REPO_ROOT / "skill" / "fastapi-forge" / "assets" / "templates"
+HERE = Path(__file__).resolve().parent
+NAME = "contract-app"
+PACKAGE = "contract_app"
+SECRET = "contract-secret-" + "x" * 40
+AUDIENCE = ISSUER = "contract"
+RATE_LIMIT = 40
+FAKE_DELAY = 0.02
+TARGETS = ("project", "single_api", "agent_routes")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(
+    subject: str, *, secret: str = SECRET, alg: str = "HS256", **claims: Any
+) -> str:
+    """Minted with the standard library: the code under test is not trusted to test itself."""
+    now = int(time.time())
+    payload = {
+        "sub": subject,
+        "iat": now,
+        "exp": now + 600,
+        "aud": AUDIENCE,
+        "iss": ISSUER,
+    }
+    payload |= claims
+    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64url(json.dumps(payload).encode())
+    if alg == "none":
+        return f"{header}.{body}."
+    digest = hmac.new(
+        secret.encode(), f"{header}.{body}".encode(), hashlib.sha256
+    ).digest()
+    return f"{header}.{body}.{b64url(digest)}"
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    processes: list[ManagedProcess]
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1)
+
+    def auth(self, subject: str | None = None) -> dict[str, str]:
+        """Headers of a fresh caller (its own rate-limit budget) unless one is named."""
+        return {"Authorization": f"Bearer {make_jwt(subject or uuid.uuid4().hex[:12])}"}
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """No keep-alive: every request is a new connection, which either worker may take."""
+        return httpx.Client(
+            base_url=self.url,
+            timeout=30,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            **kwargs,
+        )
+
+    def logs(self) -> str:
+        return "\n".join(p.describe(60) for p in self.processes)
+
+
+@pytest.fixture(scope="session")
+def contract_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default project, generated once; `uv sync` gives it the virtualenv all three
+    targets run in (its dev group included), as SKILL.md tells users to do."""
+    out = tmp_path_factory.mktemp("contract") / NAME
+    run(
+        [str(BASE_PYTHON), SCAFFOLD, "--name", NAME, "--out", out],
+        cwd=out.parent,
+        env=clean_env(),
+    )
+    run(
+        [UV, "sync", "--python", BASE_PYTHON, "--quiet"],
+        cwd=out,
+        env=clean_env(),
+        timeout=1500,
+    )
+    return out
+
+
+def common_env(project: Path, redis_url: str, **extra: str) -> dict[str, str]:
+    env = clean_env(
+        JWT_SECRET=SECRET,
+        JWT_AUDIENCE=AUDIENCE,
+        JWT_ISSUER=ISSUER,
+        REDIS_URL=redis_url,
+        AGENT_RUNNER="fake",
+        FAKE_AGENT_DELAY_SECONDS=str(FAKE_DELAY),
+        RATE_LIMIT_REQUESTS=str(RATE_LIMIT),
+        RATE_LIMIT_WINDOW_SECONDS="60",
+        AGENT_MAX_CONCURRENT_RUNS="1",
+        TICKET_TTL_SECONDS="2",
+        ENVIRONMENT="prod",
+        LOG_JSON="true",
+        **extra,
+    )
+    env["PATH"] = f"{project / '.venv' / 'bin'}:{env['PATH']}"
+    return env
+
+
+@pytest.fixture(scope="session", params=TARGETS)
+def target(
+    request: pytest.FixtureRequest,
+    contract_project: Path,
+    pg_admin_url: str,
+    redis_base_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Target]:
+    name: str = request.param
+    python = contract_project / ".venv" / "bin" / "python"
+    logs = tmp_path_factory.mktemp(f"logs-{name}")
+    processes: list[ManagedProcess] = []
+    with (
+        throwaway_database(pg_admin_url, prefix="contract") as database_url,
+        redis_database(redis_base_url) as redis_url,
+    ):
+        env = common_env(contract_project, redis_url, DATABASE_URL=database_url)
+        try:
+            if name == "project":
+                run(
+                    [python, "-m", "alembic", "upgrade", "head"],
+                    cwd=contract_project,
+                    env=env,
+                )
+                worker = spawn(
+                    "arq-worker",
+                    [str(python), "-m", f"{PACKAGE}.worker"],
+                    log_dir=logs,
+                    cwd=contract_project,
+                    env=env,
+                )
+                processes.append(worker)
+                wait_until(
+                    worker, lambda: "Starting worker" in worker.log_text(), "ARQ", 60
+                )
+                app, cwd = f"{PACKAGE}.main:create_app", contract_project
+            elif name == "single_api":
+                app, cwd = "single_api:create_app", TEMPLATES
+            else:
+                env["PYTHONPATH"] = f"{TEMPLATES}:{HERE}"
+                app, cwd = "host_app:create_app", HERE
+            server = start_uvicorn(
+                app,
+                factory=True,
+                workers=2,
+                python=python,
+                cwd=cwd,
+                env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+                log_dir=logs,
+                name=f"uvicorn-{name}",
+                timeout=120,
+            )
+            processes.append(server.process)
+            yield Target(name=name, url=server.url, processes=processes)
+        finally:
+            for process in processes:
+                process.stop()

@@ -1,0 +1,339 @@
+"""The contract, black box, over real HTTP, SSE and WebSocket against 2 uvicorn workers:
+auth, tickets, run/stream/ws, job lifecycle and cancel codes, the error envelope, the rate
+limit across workers and the cap on concurrent runs. Each test runs against every target
+(conftest.py); each caller is a fresh subject, so tests never share a rate-limit budget."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+
+from .conftest import RATE_LIMIT, SECRET, Target, make_jwt
+
+pytestmark = pytest.mark.e2e
+
+RUN = {"prompt": "hello contract"}
+TERMINAL = {"completed", "failed", "cancelled"}
+LONG_PROMPT = " ".join(f"w{i}" for i in range(300))  # ~6 s of fake agent output
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (None, "missing_credentials"),
+        (make_jwt("alice", exp=int(time.time()) - 3600), "token_expired"),
+        (make_jwt("alice", alg="none"), "invalid_token"),
+        (make_jwt("alice", secret=SECRET[::-1]), "invalid_token"),
+        (make_jwt("alice", aud="someone-else"), "invalid_token"),
+    ],
+    ids=["none", "expired", "alg-none", "forged", "audience"],
+)
+def test_bad_credentials_are_401(target: Target, token: str | None, code: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with target.client() as client:
+        response = client.post("/agents/run", json=RUN, headers=headers)
+    assert_envelope(response, 401, code)
+    if token is None:
+        assert response.headers["www-authenticate"].lower().startswith("bearer")
+
+
+def test_valid_token_runs_the_agent(target: Target) -> None:
+    with target.client(headers=target.auth()) as client:
+        response = client.post("/agents/run", json=RUN)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["output"] == "You said: hello contract"
+    assert body["usage"][0]["input_tokens"] == 2
+    assert body["usage"][0]["output_tokens"] == 4
+    assert body["tool_calls"][0]["name"] == "count_words"
+    assert body["duration_seconds"] >= 0
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_validation_error_envelope(target: Target) -> None:
+    with target.client(
+        headers={**target.auth(), "X-Request-ID": "contract-req-1"}
+    ) as client:
+        empty = client.post("/agents/run", json={"prompt": ""})
+        extra = client.post("/agents/run", json={"prompt": "hi", "temperature": 2})
+        bad_id = client.get("/agents/jobs/not-a-uuid")
+    error = assert_envelope(empty, 422, "validation_error")
+    assert error["request_id"] == "contract-req-1"
+    assert error["details"][0]["loc"] == ["body", "prompt"]
+    assert set(error["details"][0]) == {"loc", "msg", "type"}
+    assert "temperature" in json.dumps(assert_envelope(extra, 422, "validation_error"))
+    assert_envelope(bad_id, 422, "validation_error")
+
+
+# --- SSE and WebSocket ------------------------------------------------------------------------
+
+
+def read_stream(
+    client: httpx.Client, **params: str
+) -> list[tuple[str, dict[str, Any], str]]:
+    with connect_sse(client, "GET", "/agents/run/stream", params=params) as source:
+        assert source.response.status_code == 200, source.response.read()
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        return [(e.event, json.loads(e.data), e.id) for e in source.iter_sse()]
+
+
+def test_sse_stream(target: Target) -> None:
+    with target.client(headers=target.auth()) as client:
+        events = read_stream(client, prompt="stream me now")
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[:2] == ["tool_call", "tool_result"], kinds
+    assert kinds[-2:] == ["usage", "done"], kinds
+    text = "".join(data["text"] for kind, data, _ in events if kind == "text")
+    assert text == "You said: stream me now"
+    assert all(data["type"] == kind for kind, data, _ in events)
+    ids = [int(event_id) for _, _, event_id in events if event_id]
+    assert ids == sorted(set(ids))
+
+
+def receive(ws: ClientConnection) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = json.loads(ws.recv(timeout=15))
+        if message["type"] != "ping":
+            return message
+
+
+def run_over(ws: ClientConnection, prompt: str) -> list[dict[str, Any]]:
+    ws.send(json.dumps({"type": "run", "prompt": prompt}))
+    messages = [receive(ws)]
+    while messages[-1]["type"] not in ("done", "error"):
+        messages.append(receive(ws))
+    return messages
+
+
+def test_websocket_run_ping_cancel(target: Target) -> None:
+    with ws_connect(
+        f"{target.ws_url}/agents/ws", additional_headers=target.auth()
+    ) as ws:
+        assert receive(ws) == {"type": "ready"}
+        ws.send(json.dumps({"type": "ping"}))
+        assert receive(ws) == {"type": "pong"}
+        messages = run_over(ws, "over the socket")
+        assert messages[-1] == {"type": "done"}
+        assert "".join(m["text"] for m in messages if m["type"] == "text") == (
+            "You said: over the socket"
+        )
+        assert any(
+            m["type"] == "usage" and m["usage"]["output_tokens"] for m in messages
+        )
+        ws.send(json.dumps({"type": "run", "prompt": LONG_PROMPT}))
+        assert receive(ws)["type"] == "tool_call"
+        ws.send(json.dumps({"type": "cancel"}))
+        while (message := receive(ws))["type"] != "cancelled":
+            assert message["type"] in {"tool_result", "text"}, message
+
+
+def refused(url: str, headers: dict[str, str] | None = None) -> InvalidStatus:
+    with (
+        pytest.raises(InvalidStatus) as error,
+        ws_connect(url, additional_headers=headers or {}),
+    ):
+        pass
+    return error.value
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [(None, "missing_credentials"), (make_jwt("x", alg="none"), "invalid_token")],
+    ids=["none", "alg-none"],
+)
+def test_websocket_is_refused_at_the_handshake(
+    target: Target, token: str | None, code: str
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    response = refused(f"{target.ws_url}/agents/ws", headers).response
+    assert response.status_code == 401
+    assert json.loads(response.body or b"{}")["error"]["code"] == code
+
+
+# --- tickets ----------------------------------------------------------------------------------
+
+
+def new_ticket(client: httpx.Client) -> str:
+    response = client.post("/auth/tickets")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"ticket", "expires_in"}
+    assert body["expires_in"] == 2  # TICKET_TTL_SECONDS
+    ticket: str = body["ticket"]
+    return ticket
+
+
+def test_ticket_opens_one_sse_stream(target: Target) -> None:
+    with target.client(headers=target.auth()) as owner, target.client() as browser:
+        ticket = new_ticket(owner)
+        events = read_stream(browser, prompt="by ticket", ticket=ticket)
+        assert events[-1][0] == "done"
+        again = browser.get(
+            "/agents/run/stream", params={"prompt": "x", "ticket": ticket}
+        )
+        assert_envelope(again, 401, "invalid_ticket")
+        # Tickets are for GET and WebSocket only.
+        post = browser.post(
+            "/agents/run", params={"ticket": new_ticket(owner)}, json=RUN
+        )
+        assert_envelope(post, 401, "missing_credentials")
+
+
+def test_ticket_opens_one_websocket(target: Target) -> None:
+    with target.client(headers=target.auth()) as owner:
+        ticket = new_ticket(owner)
+    url = f"{target.ws_url}/agents/ws?ticket={ticket}"
+    with ws_connect(url) as ws:
+        assert receive(ws) == {"type": "ready"}
+        assert run_over(ws, "ticketed")[-1] == {"type": "done"}
+    response = refused(url).response
+    assert response.status_code == 401
+    assert json.loads(response.body or b"{}")["error"]["code"] == "invalid_ticket"
+
+
+def test_ticket_expires(target: Target) -> None:
+    with target.client(headers=target.auth()) as owner, target.client() as browser:
+        ticket = new_ticket(owner)
+        time.sleep(3)
+        late = browser.get(
+            "/agents/run/stream", params={"prompt": "x", "ticket": ticket}
+        )
+    assert_envelope(late, 401, "invalid_ticket")
+
+
+def test_ticket_needs_credentials(target: Target) -> None:
+    with target.client() as client:
+        assert_envelope(client.post("/auth/tickets"), 401, "missing_credentials")
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+def wait_for(
+    client: httpx.Client, job_id: str, until: set[str], within: float = 60
+) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        response = client.get(f"/agents/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in until:
+            return job
+        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
+        time.sleep(0.2)
+
+
+def submit(client: httpx.Client, prompt: str) -> str:
+    response = client.post("/agents/run/async", json={"prompt": prompt})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued"
+    assert response.headers["location"] == f"/agents/jobs/{body['job_id']}"
+    job_id: str = body["job_id"]
+    return job_id
+
+
+def test_job_completes_and_is_private(target: Target) -> None:
+    with target.client(headers=target.auth()) as client:
+        job_id = submit(client, "queued job please")
+        job = wait_for(client, job_id, TERMINAL)
+        assert job["status"] == "completed", job
+        assert job["result"] == "You said: queued job please"
+        assert job["progress"] == 1.0
+        assert job["usage"][0]["input_tokens"] == 3
+        assert job["started_at"] and job["finished_at"] and job["created_at"]
+        assert job["cancel_requested"] is False
+        assert_envelope(client.delete(f"/agents/jobs/{job_id}"), 409, "job_finished")
+    with target.client(headers=target.auth()) as stranger:
+        assert_envelope(stranger.get(f"/agents/jobs/{job_id}"), 404, "job_not_found")
+        assert_envelope(stranger.delete(f"/agents/jobs/{job_id}"), 404, "job_not_found")
+        assert_envelope(
+            stranger.get(f"/agents/jobs/{uuid.uuid4()}"), 404, "job_not_found"
+        )
+
+
+def test_running_job_is_cancelled(target: Target) -> None:
+    with target.client(headers=target.auth()) as client:
+        job_id = submit(client, LONG_PROMPT)
+        wait_for(client, job_id, {"running"})
+        started = time.monotonic()
+        cancel = client.delete(f"/agents/jobs/{job_id}")
+        assert cancel.status_code == 202, cancel.text
+        assert cancel.json()["cancel_requested"] is True
+        job = wait_for(client, job_id, TERMINAL, within=15)
+        assert job["status"] == "cancelled", job
+        assert job["result"] is None
+        # The fake agent needs ~6 s more: it was really stopped.
+        assert time.monotonic() - started < 5
+        assert_envelope(client.delete(f"/agents/jobs/{job_id}"), 409, "job_finished")
+
+
+# --- rate limit and concurrency cap -----------------------------------------------------------
+
+
+def test_rate_limit_is_exact_across_workers(target: Target) -> None:
+    extra = 8
+    statuses: list[int] = []
+    retry_after: list[str] = []
+    with target.client(headers=target.auth()) as client:
+        for _ in range(RATE_LIMIT + extra):
+            response = client.get(f"/agents/jobs/{uuid.uuid4()}")
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert_envelope(response, 429, "rate_limited")
+                retry_after.append(response.headers.get("retry-after", ""))
+        # Another caller from the same address has a budget of its own.
+        other = client.get(f"/agents/jobs/{uuid.uuid4()}", headers=target.auth())
+    # Counting per process would let about twice the limit through with two workers.
+    assert statuses == [404] * RATE_LIMIT + [429] * extra, statuses
+    assert all(v.isdigit() and 0 < int(v) <= 60 for v in retry_after), retry_after
+    assert other.status_code == 404
+
+
+def test_concurrent_runs_are_capped_per_process(target: Target) -> None:
+    """AGENT_MAX_CONCURRENT_RUNS=1 and 2 workers: of 3 streams opened at once, at most 2
+    start (the third waits for a slot, without an answer yet); all 3 then finish."""
+    prompt = " ".join(["slow"] * 60)  # ~1.3 s each
+
+    def stream() -> tuple[float, list[str]]:
+        with target.client(headers=target.auth()) as client:
+            sent = time.monotonic()
+            with connect_sse(
+                client, "GET", "/agents/run/stream", params={"prompt": prompt}
+            ) as s:
+                answered = time.monotonic() - sent
+                kinds = [event.event for event in s.iter_sse()]
+        return answered, kinds
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: stream(), range(3)))
+    assert all(kinds[-1] == "done" for _, kinds in results)
+    answered = sorted(seconds for seconds, _ in results)
+    # The last stream got its headers only after another stream ended.
+    assert answered[-1] > 1.0, answered
