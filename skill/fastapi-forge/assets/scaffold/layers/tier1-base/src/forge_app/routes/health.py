@@ -23,7 +23,6 @@ async def health() -> HealthResponse:
     return HealthResponse()
 
 
-# --8<-- [start:ready]
 async def check(name: str, probe: Callable[[], Awaitable[object]], limit_seconds: float) -> bool:
     try:
         async with asyncio.timeout(limit_seconds):
@@ -50,7 +49,6 @@ async def ready(resources: ResourcesDep, response: Response) -> ReadinessRespons
     if not all_ok:
         response.status_code = 503
     return ReadinessResponse(status="ready" if all_ok else "not_ready", checks=checks)
-    # --8<-- [end:ready]
 
 
 @router.get("/metrics", include_in_schema=False)
