@@ -22,7 +22,7 @@ CACHE = REPO / ".cache"
 UV = Path(sys.executable).parent / "uv"
 # The interpreter the test venv was made from: uv must never download one.
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
-SDKS = ("claude-agent-sdk", "openai-agents", "langgraph", "crewai")
+SDKS = ("anthropic", "claude-agent-sdk", "openai-agents", "langgraph", "crewai")
 
 
 def _requirement_files(path: Path) -> list[Path]:

@@ -31,10 +31,18 @@ AGENT_TIMEOUT_SECONDS = 10
 
 # sdk -> (fake provider, AGENT_MODEL, base URL path the SDK's client expects)
 PROVIDERS: dict[str, tuple[type[FakeHTTPServer], str, str]] = {
+    "anthropic": (FakeAnthropic, "claude-sonnet-5", ""),
     "claude-agent-sdk": (FakeAnthropic, "claude-sonnet-5", ""),
     "openai-agents": (FakeOpenAI, "gpt-5.6-luna", "/v1"),
     "langgraph": (FakeAnthropic, "claude-sonnet-5", ""),
     "crewai": (FakeOpenAI, "openai/gpt-5.6-luna", "/v1"),
+}
+
+
+# What a generated app needs beyond the provider's settings to play the fakes' script.
+EXTRA_ENV: dict[str, dict[str, str]] = {
+    # The Messages API runner gives the model no tool unless AGENT_TOOLS names it.
+    "anthropic": {"AGENT_TOOLS": '["count_words"]'},
 }
 
 
@@ -47,8 +55,6 @@ class App:
         self.fake.script = Script(stall=stall)
         self.fake.hangups = Hangups()
         return self.fake.script
-
-
 
 
 @pytest.fixture(scope="module", params=SDKS)
@@ -104,6 +110,7 @@ def app(
         "AGENT_TIMEOUT_SECONDS": str(AGENT_TIMEOUT_SECONDS),
         "AGENT_MAX_TURNS": "4",
         "LOG_JSON": "false",
+        **EXTRA_ENV.get(sdk, {}),
     }
     server = start_uvicorn(
         f"{name.replace('-', '_')}.main:create_app",

@@ -9,6 +9,7 @@ cancelled or timed-out runner really closed its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -113,6 +114,9 @@ class FakeHTTPServer:
             except asyncio.CancelledError:
                 pass
             finally:
+                # Let the cancelled connection handlers finish before the loop goes away.
+                if pending := asyncio.all_tasks(loop):
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.close()
 
         self._thread = threading.Thread(target=serve, name="fake-model-server", daemon=True)
@@ -122,10 +126,18 @@ class FakeHTTPServer:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-            for task in asyncio.all_tasks(self._loop):
-                self._loop.call_soon_threadsafe(task.cancel)
+        loop, server = self._loop, self._server
+        if loop is not None and server is not None:
+
+            def shut_down() -> None:
+                # In the server's own thread, in one go: once the server is closed the loop
+                # may end at any moment, and a client's keep-alive connection is still open.
+                server.close()
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()
+
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                loop.call_soon_threadsafe(shut_down)
         if self._thread is not None:
             self._thread.join(10)
 

@@ -46,9 +46,7 @@ def runner_module(
     (root / "forge_app" / "__init__.py").write_text("")
     (agents / "__init__.py").write_text("")
     shutil.copy(SCAFFOLD / "tier1-base" / "src" / "forge_app" / "agents" / "base.py", agents)
-    shutil.copy(
-        SCAFFOLD / f"agent-{sdk}" / "src" / "forge_app" / "agents" / "sdk.py", agents
-    )
+    shutil.copy(SCAFFOLD / f"agent-{sdk}" / "src" / "forge_app" / "agents" / "sdk.py", agents)
     sys.path.insert(0, str(root))
     return importlib.import_module("forge_app.agents.sdk")
 
