@@ -194,6 +194,9 @@ def target(
                 log_dir=logs,
                 name=f"uvicorn-{name}",
                 timeout=120,
+                # A worker that misses uvicorn's 5 s health check is restarted; on a
+                # loaded CI machine start-up alone can take longer.
+                extra_args=["--timeout-worker-healthcheck", "60"],
             )
             processes.append(server.process)
             yield Target(name=name, url=server.url, processes=processes)

@@ -337,3 +337,27 @@ def test_concurrent_runs_are_capped_per_process(target: Target) -> None:
     answered = sorted(seconds for seconds, _ in results)
     # The last stream got its headers only after another stream ended.
     assert answered[-1] > 1.0, answered
+
+
+def test_sse_disconnect_stops_the_run(target: Target) -> None:
+    """A client that leaves an SSE stream frees its run slot at once (the run stops):
+    with AGENT_MAX_CONCURRENT_RUNS=1, runs sent right after the disconnect must not wait
+    for the ~30 s the abandoned run would have taken."""
+    prompt = " ".join(["long"] * 1500)
+    with target.client(headers=target.auth()) as client:
+        with connect_sse(
+            client, "GET", "/agents/run/stream", params={"prompt": prompt}
+        ) as s:
+            for event in s.iter_sse():
+                if event.event == "text":
+                    break
+        started = time.monotonic()
+
+        def quick(_: int) -> int:
+            with target.client(headers=target.auth()) as other:
+                return other.post("/agents/run", json=RUN).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(quick, range(4)))
+    assert codes == [200] * 4
+    assert time.monotonic() - started < 20

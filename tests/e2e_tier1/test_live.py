@@ -153,6 +153,7 @@ def live(
                 env=env,
                 log_dir=logs,
                 name="uvicorn-live",
+                extra_args=["--timeout-worker-healthcheck", "60"],
             )
             processes.append(api.process)
             wait_until(

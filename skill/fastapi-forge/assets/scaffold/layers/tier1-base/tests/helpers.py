@@ -98,12 +98,16 @@ async def uvicorn_process(
             str(port),
             "--workers",
             str(workers),
+            # uvicorn restarts a worker that misses a 5 s health check; on a loaded test
+            # machine start-up alone can take longer.
+            "--timeout-worker-healthcheck",
+            "60",
         ],
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         async with httpx.AsyncClient(base_url=base) as client:
             while True:
                 if process.poll() is not None:
