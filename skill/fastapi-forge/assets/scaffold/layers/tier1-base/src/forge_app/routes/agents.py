@@ -69,7 +69,6 @@ async def run_agent(body: RunRequest, service: AgentServiceDep, _: PrincipalDep)
     # --8<-- [end:run]
 
 
-# --8<-- [start:submit]
 @router.post("/run/async", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def run_agent_async(
     body: RunRequest, service: AgentServiceDep, principal: PrincipalDep, response: Response
@@ -78,7 +77,6 @@ async def run_agent_async(
     job = await service.submit(principal, body)
     response.headers["Location"] = f"{router.prefix}/jobs/{job.job_id}"
     return job.view()
-    # --8<-- [end:submit]
 
 
 # --8<-- [start:stream]
