@@ -26,6 +26,21 @@ AUDIENCE = "forge-api"
 # The interpreter of the gateway process: set it to a venv holding the minimum versions
 # named in the template's docstring to check them.
 GATEWAY_PYTHON = os.environ.get("TIER2_GATEWAY_PYTHON") or sys.executable
+# The folder of the microservice_gateway.py that runs: set it to run these tests against
+# another copy (an older one, to see a test fail before its fix).
+GATEWAY_DIR = Path(os.environ.get("TIER2_GATEWAY_DIR") or TEMPLATES)
+# The uvicorn flags the template's docstring prescribes (and the deployment files use):
+# its own protocol (request heads bounded in size and time) and, as nothing sits in
+# front of this gateway, no trust in client-sent X-Forwarded-*.
+GATEWAY_SERVER_ARGS = [
+    "--http",
+    "microservice_gateway:GatewayHTTPProtocol",
+    "--h11-max-incomplete-event-size",
+    "16384",
+    "--timeout-keep-alive",
+    "5",
+    "--no-proxy-headers",
+]
 
 # Small numbers so that the tests reach every breaker state in a few calls. The open
 # interval is long enough that "open" is still observable after the failing calls.
@@ -142,8 +157,7 @@ class System:
             python=GATEWAY_PYTHON,
             cwd=self.workdir,
             env=_clean_env(env),
-            # Nothing sits in front of this gateway: trust no client-sent X-Forwarded-*.
-            extra_args=["--app-dir", str(TEMPLATES), "--no-proxy-headers"],
+            extra_args=["--app-dir", str(GATEWAY_DIR), *GATEWAY_SERVER_ARGS],
             name="gateway",
         )
         return self.gateway

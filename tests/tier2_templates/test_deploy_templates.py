@@ -20,7 +20,7 @@ import redis
 import yaml
 from kubernetes_validate.utils import ValidationError as K8sValidationError
 
-from tier2_templates.helpers import TEMPLATES, gateway_module
+from tier2_templates.helpers import GATEWAY_SERVER_ARGS, TEMPLATES, gateway_module
 
 COMPOSE = TEMPLATES / "docker_compose.yml"
 K8S = TEMPLATES / "k8s_deployment.yaml"
@@ -218,6 +218,37 @@ def test_gateway_settings_in_compose_are_valid_for_the_gateway(
         host = spec.url.host
         assert host in compose["services"], f"{name} routes to unknown {host}"
         assert spec.url.port == 8000
+
+
+def _server_flags(argv: list[str]) -> list[str]:
+    """The uvicorn flags after APP, '--x=y' spelled '--x y', host and port left out."""
+    flags: list[str] = []
+    for arg in argv[argv.index("microservice_gateway:app") + 1 :]:
+        flags += arg.split("=", 1)
+    for name in ("--host", "--port"):
+        at = flags.index(name)
+        del flags[at : at + 2]
+    return flags
+
+
+# The protocol that bounds request heads (size and time) is a uvicorn flag: a deployment
+# that forgets it is open to slowloris. The tests run the gateway with the same flags.
+def test_compose_runs_the_gateway_as_the_tests_do(compose: dict[str, Any]) -> None:
+    assert _server_flags(compose["services"]["gateway"]["command"]) == (
+        GATEWAY_SERVER_ARGS
+    )
+
+
+def test_kubernetes_runs_the_gateway_as_the_tests_do(
+    manifests: list[dict[str, Any]],
+) -> None:
+    container = by_kind(manifests, "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    flags = _server_flags(container["command"])
+    # Behind the ingress: forwarded headers trusted from FORWARDED_ALLOW_IPS only.
+    expected = [f for f in GATEWAY_SERVER_ARGS if f != "--no-proxy-headers"]
+    assert flags == [*expected, "--proxy-headers"]
 
 
 # --------------------------------------------------------------------------- kubernetes

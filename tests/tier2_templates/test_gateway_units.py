@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from typing import Any
@@ -187,6 +188,9 @@ def test_bad_settings_fail_at_start_with_a_clear_message(
         ("http://u:1", True, b"/users", b"", "http://u:1/"),
         ("http://u:1/api/", True, b"/users/a", b"", "http://u:1/api/a"),
         ("http://u:1/api", False, b"/users/a", b"q", "http://u:1/api/users/a?q"),
+        # The prefix as sent, however encoded (before: sliced by length, "/ers/a").
+        ("http://u:1", True, b"/%75sers/a", b"", "http://u:1/a"),
+        ("http://u:1", True, b"/%75%73%65%72%73", b"", "http://u:1/"),
     ],
 )
 async def test_upstream_urls_keep_the_raw_path(
@@ -194,8 +198,35 @@ async def test_upstream_urls_keep_the_raw_path(
 ) -> None:
     spec = gw.ServiceSpec(url=base, strip_prefix=strip)
     async with httpx.AsyncClient() as client:
-        upstream = gw.Upstream("users", spec, client, breaker(FakeClock()), 1.0)
+        upstream = gw.Upstream(
+            "users",
+            spec,
+            client,
+            breaker(FakeClock()),
+            1.0,
+            requests=asyncio.Semaphore(1),
+            streams=asyncio.Semaphore(1),
+        )
         assert str(upstream.url_for(path, query)) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [
+        ("/users/a/../b", True),
+        ("/users/a/..\\b", True),
+        ("/users/a\\..\\b", True),
+        ("/users/a/%2e%2e/b", True),  # decoded once more behind the gateway
+        ("/users/a/%252e%252e/b", True),
+        ("/users/a/..;/b", True),
+        ("/users/a/./b", True),
+        ("/users/a..b/c", False),
+        ("/users/...", False),
+        ("/users/a%20b", False),
+    ],
+)
+def test_dot_segments_are_found_however_disguised(path: str, refused: bool) -> None:
+    assert gw.has_dot_segment(path) is refused
 
 
 def test_importing_the_module_needs_no_environment() -> None:

@@ -54,6 +54,15 @@ async def echo(request: Request) -> dict[str, object]:
     }
 
 
+@router.api_route("/drain", methods=["POST", "PUT"])
+async def drain(request: Request) -> dict[str, int]:
+    """Reads the body as it arrives, keeping only its length (for big uploads)."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+    return {"bytes": size}
+
+
 @router.api_route("/status/{code}", methods=["GET", "POST"])
 async def status(code: int, request: Request) -> Response:
     hits[f"{request.method} status/{code}"] += 1
@@ -89,6 +98,7 @@ async def stream_progress(stream_id: str) -> dict[str, int | bool]:
 
 @router.get("/hold/{hold_id}")
 async def hold(hold_id: str) -> dict[str, str]:
+    hits[f"hold/{hold_id}"] += 1
     await holds.setdefault(hold_id, asyncio.Event()).wait()
     return {"hold": hold_id}
 

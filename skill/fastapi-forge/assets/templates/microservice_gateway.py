@@ -2,24 +2,38 @@
 
 Per request, in this order: request id (``X-Request-ID`` in, out and upstream), JWT
 check at the edge, routing by the first path segment, the service's circuit breaker,
-then a streamed proxy (bodies are relayed as they arrive, so SSE passes through
-unbuffered) with per-service timeouts and retries for idempotent methods only.
+a free connection to the service (a bounded wait, else 503 ``overloaded``), then a
+streamed proxy: request and response bodies are relayed as they arrive (SSE passes
+through unbuffered, a 10 MB upload holds one chunk at a time). The upstream deadline
+covers the service's time only: waiting for a slow client's body is the client's
+time (408 after ``CLIENT_BODY_TIMEOUT_SECONDS`` of silence), never a breaker failure.
+One client request counts once for its breaker, whatever its retries. Only connect
+failures are retried (the service never saw the request), never streams nor services
+configured with ``retry_attempts: 0`` (paid agent runs).
 ``/health`` (liveness), ``/health/ready`` (every service's breaker and probe) and
 ``/metrics`` (Prometheus) are served by the gateway itself, without a token.
 
 Configuration comes from the environment (or ``.env``)::
 
     SERVICES='{"users": {"url": "http://user-service:8000", "required": true},
-               "agents": {"url": "http://agent-service:8000", "timeout_seconds": 30},
+               "agents": {"url": "http://agent-service:8000", "timeout_seconds": 30,
+                          "retry_attempts": 0, "stream_paths": ["/agents/run/stream"]},
                "notify": "http://notification-service:8000"}'
     JWT_SECRET=...          # HS*: shared secret (>= 32 bytes); RS*/ES*: PEM public key
     JWT_ALGORITHM=HS256     # the only algorithm accepted
     JWT_AUDIENCE=forge-api
     PUBLIC_PATHS='["/users/auth"]'   # gateway paths that need no token (login, sign-up)
 
-Run it with ``--no-proxy-headers`` when clients connect directly, or with
-``--forwarded-allow-ips=<load balancer addresses>`` behind one, so that forwarded-for
-headers from clients are never trusted.
+Run it with its own HTTP protocol class, which bounds every request head in size
+(h11: 16 KiB, else 400) and in time (``HEADER_TIMEOUT_SECONDS``, slowloris)::
+
+    uvicorn microservice_gateway:app --host 0.0.0.0 --port 8000 \
+        --http microservice_gateway:GatewayHTTPProtocol \
+        --h11-max-incomplete-event-size 16384 --timeout-keep-alive 5 --no-proxy-headers
+
+``--no-proxy-headers`` when clients connect directly; behind a load balancer use
+``--forwarded-allow-ips=<its addresses>`` instead, so that forwarded-for headers from
+clients are never trusted.
 
 ``/users/...`` goes to the ``users`` service with the path unchanged (``strip_prefix``
 removes ``/users``). WebSocket upgrades are not proxied: route them to the service
@@ -29,6 +43,7 @@ directly (ingress rule) or add a WebSocket relay. Breakers live in each process:
 Requirements (minimum versions):
     fastapi>=0.164            # FastAPI(max_body_size=...)
     uvicorn[standard]>=0.33   # older ones miss client disconnects of streams
+    h11>=0.16                 # uvicorn's; GatewayHTTPProtocol reads its states
     httpx>=0.28
     pydantic>=2.9
     pydantic-settings>=2.6
@@ -38,6 +53,7 @@ Requirements (minimum versions):
 
 import asyncio
 import enum
+import functools
 import logging
 import math
 import random
@@ -48,7 +64,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
+import h11
 import httpx
 import jwt
 from fastapi import Depends, FastAPI, Request
@@ -72,14 +90,16 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("gateway")
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 PROXY_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
-# Worth another try: the service said "not now", not "this request is bad".
-RETRY_STATUSES = frozenset({502, 503, 504})
+# The only failures retried: the service never received the request, so even a POST
+# or a paid run is safe to send again. A read timeout or a 5xx may have done the work.
+RETRYABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 # Hop-by-hop (RFC 9110 7.6.1, RFC 2616 13.5.1): they describe one connection only.
 HOP_BY_HOP = frozenset(
     {
@@ -99,17 +119,26 @@ SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Set only by the gateway; a client-sent value is dropped (no impersonation).
 SUBJECT_HEADER = "x-auth-subject"
-# Client values of these are dropped; the gateway sets its own.
-REPLACED_REQUEST_HEADERS = frozenset(
+# Client values of these are dropped: the gateway sets its own, or services behind it
+# (and their frameworks) would take them for the edge's word on who and where.
+DROPPED_REQUEST_HEADERS = frozenset(
     {
         "host",
         "x-request-id",
-        SUBJECT_HEADER,
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
+        "forwarded",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "x-original-url",
+        "x-original-uri",
+        "x-rewrite-url",
     }
 )
+# Whole families: x-forwarded-for/-host/-proto/-prefix/-port, x-auth-subject/-roles
+DROPPED_REQUEST_PREFIXES = ("x-forwarded-", "x-auth-")
+# Dot segments, also disguised: backslashes (some servers read them as '/'), Tomcat's
+# ';' parameters ("..;"), and percent-encoding that a service may decode once more.
+PATH_SEGMENT_SEPARATOR = re.compile(r"[/\\]")
 
 
 # ----------------------------------------------------------------------- settings
@@ -121,8 +150,15 @@ class ServiceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl
-    # Deadline for the response headers (connect, send, wait); None: gateway default.
+    # Deadline for the response headers (connect, send, wait), not counting the time
+    # spent waiting for the client's body; None: the gateway's default.
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # Extra attempts after a connect failure; None: RETRY_ATTEMPTS. 0 for services
+    # whose calls cost money (agent runs): no second chance, however safe it looks.
+    retry_attempts: int | None = Field(default=None, ge=0)
+    # Gateway path prefixes of streaming routes (SSE): they use the streaming limit
+    # and are never retried, like any request that accepts text/event-stream.
+    stream_paths: list[str] = []
     # Required services make /health/ready answer 503 while they are down. Keep the
     # list short: an unready gateway leaves rotation for every route, not just this one.
     required: bool = False
@@ -156,16 +192,20 @@ class GatewaySettings(BaseSettings):
     # send a comment line as heartbeat more often than this).
     stream_idle_timeout_seconds: float = Field(default=120.0, gt=0)
     health_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Longest silence allowed between two chunks of a client's request body: 408 after.
+    client_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Concurrent requests, and separately concurrent streams, per service; a request
+    # that finds no free slot within queue_timeout_seconds is answered 503 overloaded.
     max_connections_per_service: int = Field(default=100, ge=1)
+    max_streams_per_service: int = Field(default=100, ge=1)
+    queue_timeout_seconds: float = Field(default=0.5, ge=0)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_open_seconds: float = Field(default=30.0, gt=0)
     breaker_half_open_max_calls: int = Field(default=1, ge=1)
 
-    retry_attempts: int = Field(
-        default=2, ge=0
-    )  # extra attempts, idempotent methods only
+    retry_attempts: int = Field(default=2, ge=0)  # after connect failures only
     retry_backoff_seconds: float = Field(default=0.1, ge=0)
     retry_backoff_max_seconds: float = Field(default=2.0, ge=0)
 
@@ -310,6 +350,16 @@ class Permit:
         """No outcome (the caller went away): frees a half-open trial slot."""
         self._finish(None)
 
+    def broke(self) -> None:
+        """A failure, even after success: the service cut its response off.
+
+        Ignored if the breaker changed state since (a half-open trial whose headers
+        arrived has closed it; later calls decide then)."""
+        if not self._done:
+            self.failure()
+        elif self.generation == self._breaker._generation:
+            self._breaker._record(self, False)
+
     def _finish(self, ok: bool | None) -> None:
         if self._done:
             return
@@ -351,8 +401,9 @@ class Metrics:
             ),
             upstream_requests=Counter(
                 "gateway_upstream_requests",
-                "Upstream calls by outcome (ok, client_error, server_error, timeout, "
-                "connection_error, circuit_open, stream_broken).",
+                "Client requests by outcome: ok, client_error, server_error, timeout, "
+                "connection_error (per attempt), circuit_open, overloaded, "
+                "client_timeout, client_disconnected, stream_broken.",
                 ["service", "outcome"],
                 registry=registry,
             ),
@@ -448,22 +499,110 @@ class RequestIdMiddleware:
 def _connection_listed(values: list[str]) -> set[str]:
     """Header names that a `Connection` header declares hop-by-hop."""
     return {
-        token.strip().lower()
+        token.strip().lower().replace("_", "-")
         for value in values
         for token in value.split(",")
         if token.strip()
     }
 
 
+def _dropped_request_header(name: str, connection_listed: set[str]) -> bool:
+    # Underscore spellings too: CGI-style frameworks read x_auth_subject as the same
+    # header as x-auth-subject.
+    key = name.lower().replace("_", "-")
+    return (
+        key in HOP_BY_HOP
+        or key in DROPPED_REQUEST_HEADERS
+        or key in connection_listed
+        or key.startswith(DROPPED_REQUEST_PREFIXES)
+    )
+
+
+def _under(path: str, prefixes: list[str]) -> bool:
+    """Whether `path` is one of `prefixes` or below one (whole segments only)."""
+    for prefix in prefixes:
+        stem = prefix.rstrip("/")
+        if path == stem or path.startswith(stem + "/"):
+            return True
+    return False
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether a (decoded) path holds a dot segment, also a disguised one."""
+    for _ in range(3):  # %252e%252e decodes to %2e%2e, which a service may decode
+        for segment in PATH_SEGMENT_SEPARATOR.split(path):
+            if segment.split(";", 1)[0] in (".", ".."):
+                return True
+        decoded = unquote(path)
+        if decoded == path:
+            return False
+        path = decoded
+    return True  # still encoded after three rounds: nobody sends that in good faith
+
+
+class ClientBodyTimeout(Exception):
+    """The client went quiet in the middle of its request body."""
+
+
+class UpstreamFailure(Exception):
+    """The service failed this request (after any retries): one breaker failure."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class ClientBody:
+    """The client's request body, relayed chunk by chunk as it arrives.
+
+    Time spent waiting for the client is the client's, not the service's: while a
+    chunk is awaited the upstream deadline is paused (then moved on by as long), and
+    a silence longer than `idle_seconds` raises ClientBodyTimeout. Nothing is
+    buffered beyond the chunk in hand.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], idle_seconds: float) -> None:
+        self._chunks = chunks
+        self._idle_seconds = idle_seconds
+        self.deadline: asyncio.Timeout | None = None
+        self.started = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        loop = asyncio.get_running_loop()
+        while True:
+            deadline = self.deadline
+            when = deadline.when() if deadline is not None else None
+            if deadline is not None:
+                deadline.reschedule(None)
+            waiting_since = loop.time()
+            try:
+                async with asyncio.timeout(self._idle_seconds):
+                    chunk = await anext(self._chunks, None)
+            except TimeoutError as exc:
+                raise ClientBodyTimeout from exc
+            finally:
+                if deadline is not None and when is not None:
+                    deadline.reschedule(when + loop.time() - waiting_since)
+            if chunk is None:
+                return
+            if chunk:
+                yield chunk
+
+
 class UpstreamResponse(Response):
     """Relays an upstream response chunk by chunk, as it arrives.
 
     Watches for the client going away at the same time, so an abandoned SSE stream
-    closes its upstream connection at once instead of at the next event.
+    closes its upstream connection at once instead of at the next event. `on_end`
+    runs once the upstream connection is given back, with the transport error that
+    cut the body off, if one did.
     """
 
     def __init__(
-        self, upstream: httpx.Response, on_broken: Callable[[Exception], None]
+        self,
+        upstream: httpx.Response,
+        on_end: Callable[[httpx.TransportError | None], None],
     ) -> None:
         drop = (
             HOP_BY_HOP
@@ -478,7 +617,7 @@ class UpstreamResponse(Response):
         ]
         self.background = None
         self._upstream = upstream
-        self._on_broken = on_broken
+        self._on_end = on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def relay() -> None:
@@ -510,13 +649,13 @@ class UpstreamResponse(Response):
             watch_task.cancel()
             await asyncio.gather(relay_task, watch_task, return_exceptions=True)
             await self._upstream.aclose()
-        if relay_task.cancelled():
-            return
-        error = relay_task.exception()
-        if error is not None:
-            if isinstance(error, httpx.TransportError):
-                self._on_broken(error)
-            # Headers are out: the only honest signal left is an aborted connection.
+            error = None if relay_task.cancelled() else relay_task.exception()
+            # Headers are out: the only honest signal left is a cut connection, which
+            # uvicorn makes of a response that ends unfinished. Reported by on_end in
+            # one line, not as a traceback: the service's fault, not the gateway's.
+            broken = error if isinstance(error, httpx.TransportError) else None
+            self._on_end(broken)
+        if error is not None and broken is None:
             raise error
 
 
@@ -527,13 +666,20 @@ class Upstream:
     client: httpx.AsyncClient
     breaker: CircuitBreaker
     timeout_seconds: float
+    # Free slots: ordinary requests and streams are counted apart, so that long-lived
+    # streams cannot take every connection to the service.
+    requests: asyncio.Semaphore
+    streams: asyncio.Semaphore
 
     def url_for(self, raw_path: bytes, query: bytes) -> httpx.URL:
         path = raw_path
         if self.spec.strip_prefix:
-            path = raw_path[len(self.name) + 1 :] or b"/"
-            if not path.startswith(b"/"):
-                path = b"/" + path
+            # The prefix is the first segment as sent, however it is encoded
+            # ("/%61gents/x" is "/agents/x"); an encoded '/' in it names no service.
+            first, slash, rest = raw_path[1:].partition(b"/")
+            if unquote(first.decode("latin-1")) != self.name:
+                raise GatewayError(400, "invalid_path", "malformed service prefix")
+            path = slash + rest or b"/"
         base = httpx.URL(str(self.spec.url))
         target = base.raw_path.rstrip(b"/") + path
         return base.copy_with(raw_path=target + (b"?" + query if query else b""))
@@ -559,6 +705,8 @@ class Gateway:
             settings.jwt_secret.get_secret_value()
         )
         self.upstreams: dict[str, Upstream] = {}
+        requests = settings.max_connections_per_service
+        streams = settings.max_streams_per_service
         for name, spec in settings.services.items():
             timeout_seconds = spec.timeout_seconds or settings.upstream_timeout_seconds
             client = httpx.AsyncClient(
@@ -569,9 +717,10 @@ class Gateway:
                     read=settings.stream_idle_timeout_seconds,
                 ),
                 # A pool per service: a slow service exhausts only its own connections.
+                # The slots below admit no more than it holds (+1: readiness probes).
                 limits=httpx.Limits(
-                    max_connections=settings.max_connections_per_service,
-                    max_keepalive_connections=settings.max_connections_per_service,
+                    max_connections=requests + streams + 1,
+                    max_keepalive_connections=requests,
                 ),
                 # httpx would otherwise ask for gzip on behalf of clients that did not.
                 headers={"accept-encoding": "identity", "user-agent": "forge-gateway"},
@@ -587,18 +736,26 @@ class Gateway:
             )
             metrics.breaker_state.labels(name).state(BreakerState.CLOSED.value)
             self.upstreams[name] = Upstream(
-                name, spec, client, breaker, timeout_seconds
+                name,
+                spec,
+                client,
+                breaker,
+                timeout_seconds,
+                requests=asyncio.Semaphore(requests),
+                streams=asyncio.Semaphore(streams),
             )
 
     async def aclose(self) -> None:
         await asyncio.gather(*(u.client.aclose() for u in self.upstreams.values()))
 
     def is_public(self, path: str) -> bool:
-        for prefix in self.settings.public_paths:
-            stem = prefix.rstrip("/")
-            if path == stem or path.startswith(stem + "/"):
-                return True
-        return False
+        return _under(path, self.settings.public_paths)
+
+    def is_stream(self, request: Request, upstream: Upstream) -> bool:
+        accept = request.headers.get("accept", "")
+        return "text/event-stream" in accept or _under(
+            request.url.path, upstream.spec.stream_paths
+        )
 
     def authenticate(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").partition(" ")
@@ -633,12 +790,12 @@ class Gateway:
     def _upstream_headers(
         self, request: Request, subject: str | None
     ) -> list[tuple[str, str]]:
-        drop = (
-            HOP_BY_HOP
-            | REPLACED_REQUEST_HEADERS
-            | _connection_listed(request.headers.getlist("connection"))
-        )
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
+        listed = _connection_listed(request.headers.getlist("connection"))
+        headers = [
+            (name, value)
+            for name, value in request.headers.items()
+            if not _dropped_request_header(name, listed)
+        ]
         headers.append(("x-request-id", request.state.request_id))
         # The edge is the trust boundary: replace, never extend, client-sent forwarding
         # headers. request.client is the real client only if uvicorn runs with
@@ -660,99 +817,177 @@ class Gateway:
         # Full jitter: retries of many clients spread out instead of arriving at once.
         return random.uniform(0, ceiling)
 
+    def _permit(self, upstream: Upstream) -> Permit:
+        try:
+            return upstream.breaker.acquire()
+        except CircuitOpenError as exc:
+            self.metrics.upstream_requests.labels(upstream.name, "circuit_open").inc()
+            raise GatewayError(
+                503,
+                "circuit_open",
+                f"service {upstream.name!r} is unavailable, retry later",
+                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+                service=upstream.name,
+                breaker=exc.state.value,
+                retry_after_seconds=round(exc.retry_after, 3),
+            ) from exc
+
+    def _overloaded(self, upstream: Upstream) -> GatewayError:
+        # The gateway's own limit, not the service's health: the breaker is untouched.
+        self.metrics.upstream_requests.labels(upstream.name, "overloaded").inc()
+        return GatewayError(
+            503,
+            "overloaded",
+            f"too many requests in flight to service {upstream.name!r}, retry shortly",
+            headers={"Retry-After": "1"},
+            service=upstream.name,
+        )
+
+    async def _slot(self, upstream: Upstream, streaming: bool) -> asyncio.Semaphore:
+        slots = upstream.streams if streaming else upstream.requests
+        try:
+            async with asyncio.timeout(self.settings.queue_timeout_seconds):
+                await slots.acquire()
+        except TimeoutError:
+            raise self._overloaded(upstream) from None
+        return slots
+
     # --8<-- [start:forward]
     async def forward(
         self, request: Request, upstream: Upstream, subject: str | None
     ) -> Response:
-        method = request.method
-        retryable = method in IDEMPOTENT_METHODS
-        # A retry resends the body, so idempotent requests are read first (bounded by
-        # max_body_size); everything else streams straight through, never retried.
-        body: bytes | AsyncIterator[bytes] = (
-            await request.body() if retryable else request.stream()
-        )
+        streaming = self.is_stream(request, upstream)
         raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
         url = upstream.url_for(raw_path, request.scope["query_string"])
         headers = self._upstream_headers(request, subject)
-        attempts = 1 + self.settings.retry_attempts if retryable else 1
-        count = self.metrics.upstream_requests
+        retries = upstream.spec.retry_attempts
+        if retries is None:
+            retries = self.settings.retry_attempts
+        if streaming:
+            retries = 0  # a stream may start a paid run: never a second one
+        # One permit per client request: its retries are one outcome for the breaker.
+        permit = self._permit(upstream)
+        try:
+            slot = await self._slot(upstream, streaming)
+        except BaseException:
+            permit.release()
+            raise
+        try:
+            response = await self._send(request, upstream, url, headers, retries)
+        except UpstreamFailure as exc:
+            permit.failure()
+            slot.release()
+            raise exc.error from exc.__cause__
+        except BaseException:
+            # The client's fault or its departure: no outcome, the trial slot is freed.
+            permit.release()
+            slot.release()
+            raise
+        status = response.status_code
+        if status >= 500:
+            permit.failure()
+            outcome = "server_error"
+        else:
+            # A 4xx is the caller's problem, not the service's. A trial decides at the
+            # headers (a stream would hold the breaker half-open for its whole life);
+            # other calls once the body is through, so that a service that cuts its
+            # responses off still opens the breaker.
+            if permit.trial:
+                permit.success()
+            outcome = "ok" if status < 400 else "client_error"
+        self.metrics.upstream_requests.labels(upstream.name, outcome).inc()
+        return UpstreamResponse(response, self._response_end(upstream, permit, slot))
 
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                permit = upstream.breaker.acquire()
-            except CircuitOpenError as exc:
-                count.labels(upstream.name, "circuit_open").inc()
-                raise GatewayError(
-                    503,
-                    "circuit_open",
-                    f"service {upstream.name!r} is unavailable, retry later",
-                    headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
-                    service=upstream.name,
-                    breaker=exc.state.value,
-                    retry_after_seconds=round(exc.retry_after, 3),
-                ) from exc
+    async def _send(
+        self,
+        request: Request,
+        upstream: Upstream,
+        url: httpx.URL,
+        headers: list[tuple[str, str]],
+        retries: int,
+    ) -> httpx.Response:
+        has_body = "transfer-encoding" in request.headers or request.headers.get(
+            "content-length", "0"
+        ) not in ("", "0")
+        body = ClientBody(request.stream(), self.settings.client_body_timeout_seconds)
+        count = self.metrics.upstream_requests
+        for attempt in range(1 + retries):
             outbound = upstream.client.build_request(
-                method, url, headers=headers, content=body
+                request.method, url, headers=headers, content=body if has_body else None
             )
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(upstream.timeout_seconds):
+                async with asyncio.timeout(upstream.timeout_seconds) as deadline:
+                    body.deadline = deadline
                     response = await upstream.client.send(outbound, stream=True)
+            except ClientBodyTimeout as exc:
+                count.labels(upstream.name, "client_timeout").inc()
+                log.warning("client body to %s stopped arriving: 408", upstream.name)
+                raise GatewayError(
+                    408,
+                    "client_timeout",
+                    "the request body stopped arriving; send it again",
+                    headers={"Connection": "close"},
+                ) from exc
+            except ClientDisconnect:
+                count.labels(upstream.name, "client_disconnected").inc()
+                log.warning("client went away mid-upload to %s", upstream.name)
+                raise
+            except httpx.PoolTimeout:
+                raise self._overloaded(upstream) from None
             except (httpx.TransportError, TimeoutError) as exc:
-                permit.failure()
                 timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
                 outcome = "timeout" if timed_out else "connection_error"
                 count.labels(upstream.name, outcome).inc()
+                retry = (
+                    isinstance(exc, RETRYABLE_ERRORS)
+                    and not body.started
+                    and attempt < retries
+                )
                 log.warning(
                     "upstream %s %s attempt %d/%d: %s",
                     upstream.name,
                     outcome,
                     attempt + 1,
-                    attempts,
+                    1 + retries,
                     type(exc).__name__,
                 )
-                if last:
-                    raise GatewayError(
+                if not retry:
+                    error = GatewayError(
                         504 if timed_out else 502,
                         f"upstream_{outcome}",
                         f"service {upstream.name!r} did not answer",
                         service=upstream.name,
-                    ) from exc
+                    )
+                    raise UpstreamFailure(error) from exc
             else:
                 self.metrics.upstream_latency.labels(upstream.name).observe(
                     time.perf_counter() - started
                 )
-                status = response.status_code
-                if status >= 500:
-                    permit.failure()
-                    count.labels(upstream.name, "server_error").inc()
-                    if status in RETRY_STATUSES and not last:
-                        await response.aclose()
-                        await asyncio.sleep(self._backoff(attempt))
-                        continue
-                else:
-                    permit.success()  # a 4xx is the caller's problem, not the service's
-                    count.labels(
-                        upstream.name, "ok" if status < 400 else "client_error"
-                    ).inc()
-                return UpstreamResponse(response, self._stream_broken(upstream))
+                return response
             finally:
-                # No-op after an outcome; frees the trial slot of an abandoned call.
-                permit.release()
+                body.deadline = None
             await asyncio.sleep(self._backoff(attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
         # --8<-- [end:forward]
 
-    def _stream_broken(self, upstream: Upstream) -> Callable[[Exception], None]:
-        def report(error: Exception) -> None:
-            # Not a breaker failure: the service did answer; the next call decides.
+    def _response_end(
+        self, upstream: Upstream, permit: Permit, slot: asyncio.Semaphore
+    ) -> Callable[[httpx.TransportError | None], None]:
+        def end(broken: httpx.TransportError | None) -> None:
+            slot.release()
+            if broken is None:
+                permit.success()  # no-op if a 5xx or a trial decided already
+                return
+            permit.broke()
             self.metrics.upstream_requests.labels(upstream.name, "stream_broken").inc()
             log.warning(
-                "upstream %s stream broke: %s", upstream.name, type(error).__name__
+                "upstream %s response broke off: %s",
+                upstream.name,
+                type(broken).__name__,
             )
 
-        return report
+        return end
 
     # --8<-- [start:readiness]
     async def readiness(self) -> tuple[bool, Readiness]:
@@ -796,8 +1031,9 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 async def authenticated_subject(request: Request, gateway: GatewayDep) -> str | None:
     # "/users/auth/../admin" would pass as public here and may be resolved to
-    # "/users/admin" behind the gateway: dot segments (also %2e%2e) are refused.
-    if any(segment in (".", "..") for segment in request.url.path.split("/")):
+    # "/users/admin" behind the gateway: dot segments (also %2e%2e, ..\, ..;) are
+    # refused.
+    if has_dot_segment(request.url.path):
         raise GatewayError(400, "invalid_path", "dot segments are not allowed")
     if gateway.is_public(request.url.path):
         return None
@@ -842,6 +1078,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return error_response(
             request, exc.status, exc.code, exc.message, exc.headers, **exc.extra
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # Logged where it happened, in one line; nobody is left to read an answer.
+        return Response(status_code=499)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -890,6 +1131,71 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for path in ("/{service}", "/{service}/{rest:path}"):
         app.add_api_route(path, proxy, methods=PROXY_METHODS, include_in_schema=False)
     return app
+
+
+# ----------------------------------------------------------------------- server
+
+
+class ServerSettings(BaseSettings):
+    """What GatewayHTTPProtocol reads: uvicorn makes protocols before any app."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Time a client has to send a complete request head, from the connection's start
+    # or from the first byte of its next request on a kept-alive connection.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+@functools.cache
+def server_settings() -> ServerSettings:
+    return ServerSettings()
+
+
+class GatewayHTTPProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a time limit on every request head (slowloris).
+
+    uvicorn times out idle kept-alive connections, not a head that arrives a byte at
+    a time, nor a connection that never sends one; h11 bounds the head's size
+    (``--h11-max-incomplete-event-size``, 16 KiB by default, 400 beyond). Select it
+    with ``--http microservice_gateway:GatewayHTTPProtocol``.
+    """
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and self.conn.their_state is h11.IDLE:
+            self._start_head_timer()  # the next request on a kept-alive connection
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._stop_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        timeout = server_settings().header_timeout_seconds
+        self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            # Info, not warning: under attack this is one line per connection.
+            log.info(
+                "closed a connection from %s: no request head in time", self.client
+            )
+            self.transport.close()
 
 
 def __getattr__(name: str) -> Any:
