@@ -88,6 +88,7 @@ async def test_a_ticket_opens_one_websocket_as_its_owner(
     assert json.loads(refused.response.body or b"{}")["error"]["code"] == "invalid_ticket"
 
 
+# --8<-- [start:ticket-sse]
 async def test_a_ticket_opens_one_sse_stream_and_nothing_else(
     client: httpx.AsyncClient, credentials: Credentials
 ) -> None:
@@ -107,6 +108,7 @@ async def test_a_ticket_opens_one_sse_stream_and_nothing_else(
     )
     assert post.status_code == 401
     assert post.json()["error"]["code"] == "missing_credentials"
+    # --8<-- [end:ticket-sse]
 
 
 async def test_a_ticket_is_bound_to_its_owner(
