@@ -59,6 +59,7 @@ def test_over_budget_fails(tmp_path: Path) -> None:
     proc = _run(_skill(tmp_path, agents_chars=60_000))
     assert proc.returncode == 1
     assert "budget 15,000: OVER" in proc.stdout
+    assert "over by " in proc.stdout
 
 
 def test_missing_budgeted_list_fails(tmp_path: Path) -> None:
