@@ -68,7 +68,7 @@ def test_generated_test_suite_passes(
         redis_database(redis_base_url) as redis_url,
     ):
         result = project.run(
-            argv, DATABASE_URL=database_url, REDIS_URL=redis_url, timeout=900
+            argv, TEST_DATABASE_URL=database_url, REDIS_URL=redis_url, timeout=900
         )
     counts = summary_counts(result.stdout)
     print(f"{combo}: {result.stdout.strip().splitlines()[-1]}")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,3 +240,64 @@ def test_scaffold_code_is_ruff_clean(path: Path, target: str) -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def load_script() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scaffold_fastapi", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scaffold_fastapi"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+README_WITH_CONDITIONS = """intro
+<!-- forge:if auth=jwt -->
+jwt line
+<!-- forge:end -->
+<!-- forge:if db=postgres|mongodb -->
+database line
+<!-- forge:end -->
+outro
+"""
+
+
+def test_readme_conditions_keep_only_the_chosen_options() -> None:
+    script: Any = load_script()
+    rendered = script.render_conditionals(
+        README_WITH_CONDITIONS, {"auth": "jwt", "db": "redis"}, "README.md"
+    )
+    assert rendered == "intro\njwt line\noutro\n"
+    rendered = script.render_conditionals(
+        README_WITH_CONDITIONS, {"auth": "apikey", "db": "mongodb"}, "README.md"
+    )
+    assert rendered == "intro\ndatabase line\noutro\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<!-- forge:if auth=saml -->\nx\n<!-- forge:end -->\n", "README.md:1: forge:if auth=saml"),
+        ("<!-- forge:if colour=red -->\n<!-- forge:end -->\n", "no option --colour"),
+        ("<!-- forge:if db=none -->\nx\n", "README.md:1: forge:if never closed"),
+        ("x\n<!-- forge:end -->\n", "README.md:2: forge:end without a forge:if"),
+        ("<!-- forge:if db=none -->\n<!-- forge:if auth=jwt -->\n", "README.md:2: forge:if inside"),
+        ("text <!-- forge:if db=none -->\n", "README.md:1: malformed marker"),
+    ],
+)
+def test_bad_readme_conditions_name_file_and_line(text: str, message: str) -> None:
+    script: Any = load_script()
+    with pytest.raises(script.ScaffoldError, match=message.replace("|", r"\|")):
+        script.render_conditionals(text, {"auth": "jwt", "db": "postgres"}, "README.md")
+
+
+@pytest.mark.parametrize("flag", ["db", "auth", "queue"])
+def test_generated_readmes_carry_no_condition_markers(flag: str, tmp_path: Path) -> None:
+    for value in OPTION_VALUES[flag]:
+        out = tmp_path / f"{flag}-{value}"
+        result = scaffold("--name", "acme", f"--{flag}", value, "--out", out)
+        assert result.returncode == 0, result.stderr
+        readme = (out / "README.md").read_text()
+        assert "forge:" not in readme

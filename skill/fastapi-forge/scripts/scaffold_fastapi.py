@@ -13,6 +13,10 @@ files in an overlay are never copied:
 - `_env.txt`: lines appended to `.env.example`;
 - `_remove.txt`: output paths (files, or folders ending in `/`) that the option drops.
 
+Markdown files may hold option-specific parts between `<!-- forge:if FLAG=VALUE -->` (or
+`FLAG=V1|V2`) and `<!-- forge:end -->` lines: kept when the option matches, dropped otherwise;
+the marker lines themselves never reach the project.
+
 The trees are real projects named `forge-app` (package `forge_app`); rendering renames those
 tokens to the chosen name. The output is written to a temporary folder next to the target
 and moved into place only when complete, so a failure leaves nothing half-written.
@@ -53,6 +57,10 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 SPECIAL_FILES = {"_deps.txt", "_env.txt", "_remove.txt"}
 SKIPPED_NAMES = {"__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache"}
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+CONDITION_RE = re.compile(
+    r"^\s*<!--\s*forge:if\s+(?P<flag>[a-z]+)=(?P<values>[a-z0-9|-]+)\s*-->\s*$"
+)
+CONDITION_END_RE = re.compile(r"^\s*<!--\s*forge:end\s*-->\s*$")
 DEPS_BLOCK_RE = re.compile(r"^dependencies = \[\n(?P<body>.*?)^\]\n", re.MULTILINE | re.DOTALL)
 
 BROKERS = ("redis", "rabbitmq", "kafka")
@@ -175,6 +183,49 @@ def requirement_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def render_conditionals(text: str, chosen: dict[str, str], source: str) -> str:
+    """Keeps the `forge:if` blocks whose option matches `chosen`; drops every marker line."""
+    kept: list[str] = []
+    condition: tuple[int, bool] | None = None  # (line of the opening marker, keep its lines)
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        opening = CONDITION_RE.match(line)
+        if opening:
+            if condition is not None:
+                raise ScaffoldError(
+                    f"{source}:{number}: forge:if inside the block opened on line "
+                    f"{condition[0]}: close it with <!-- forge:end --> first (no nesting)"
+                )
+            flag, values = opening["flag"], opening["values"].split("|")
+            allowed = OPTIONS.get(flag, ((), ""))[0]
+            unknown = [value for value in values if value not in allowed]
+            if flag not in OPTIONS or unknown:
+                problem = (
+                    f"no option --{flag}"
+                    if flag not in OPTIONS
+                    else f"--{flag} has no value {', '.join(unknown)}"
+                )
+                known = ", ".join(f"{name}={'|'.join(v)}" for name, (v, _) in OPTIONS.items())
+                raise ScaffoldError(
+                    f"{source}:{number}: forge:if {flag}={opening['values']}: {problem}; "
+                    f"known: {known}"
+                )
+            condition = (number, chosen.get(flag) in values)
+        elif CONDITION_END_RE.match(line):
+            if condition is None:
+                raise ScaffoldError(f"{source}:{number}: forge:end without a forge:if before it")
+            condition = None
+        elif "forge:if" in line or "forge:end" in line:
+            raise ScaffoldError(
+                f"{source}:{number}: malformed marker {line.strip()!r}: write "
+                "<!-- forge:if FLAG=VALUE --> or <!-- forge:end --> alone on its line"
+            )
+        elif condition is None or condition[1]:
+            kept.append(line)
+    if condition is not None:
+        raise ScaffoldError(f"{source}:{condition[0]}: forge:if never closed by <!-- forge:end -->")
+    return "".join(kept)
+
+
 # Deployment overlays are whole files written for the default stack (PostgreSQL migrated by
 # Alembic, a separate job worker); they cannot follow other options, so say what to trim.
 DEPLOY_PARTS = {
@@ -250,6 +301,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
             if relative == removed or (removed.endswith("/") and relative.startswith(prefix)):
                 del sources[relative]
 
+    # A dropped option (the queue of --agent none) reads as "none" in README conditions.
+    chosen = {flag: "none" for flag in OPTIONS} | dict(selected)
     for relative, path in sorted(sources.items()):
         raw = path.read_bytes()
         try:
@@ -257,6 +310,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
         except UnicodeDecodeError:
             plan.files[render_path(relative, project, package)] = raw
             continue
+        if relative.endswith(".md"):
+            text = render_conditionals(text, chosen, str(path))
         plan.files[render_path(relative, project, package)] = render_text(
             text, project, package
         ).encode("utf-8")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -38,12 +35,3 @@ async def test_wrong_keys_are_rejected(client: httpx.AsyncClient, key: str) -> N
 def test_plain_keys_in_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="SHA-256 hex digest"):
         AuthSettings(api_keys={"alice": KEYS["alice"]})
-
-
-def test_key_generator_prints_a_matching_pair() -> None:
-    output = subprocess.run(
-        [sys.executable, "-m", "forge_app.security"], capture_output=True, text=True, check=True
-    ).stdout
-    lines = dict(line.split(":", 1) for line in output.splitlines())
-    key = lines["key (give to the client)"].strip()
-    assert digest(key) == lines["digest (put in API_KEYS)"].strip()

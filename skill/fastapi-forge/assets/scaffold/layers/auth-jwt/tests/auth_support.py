@@ -9,6 +9,8 @@ import pytest
 
 from forge_app.security import AuthSettings, create_access_token
 
+from .helpers import ArgumentsOnly
+
 TEST_SECRET = "test-secret-long-enough-for-every-hmac-algorithm-0123456789abcdef0123"
 
 
@@ -35,4 +37,8 @@ class Credentials:
 
 @pytest.fixture(scope="session")
 def credentials(auth_settings: dict[str, Any]) -> Credentials:
-    return Credentials(AuthSettings(**auth_settings))
+    return Credentials(TestAuthSettings(**auth_settings))
+
+
+class TestAuthSettings(ArgumentsOnly, AuthSettings):
+    __test__ = False

@@ -1,7 +1,13 @@
-"""PostgreSQL for tests: DATABASE_URL (a throwaway database), migrated once per session."""
+"""PostgreSQL for tests: TEST_DATABASE_URL (a database the tests may wipe), created when
+missing and migrated once per session.
+
+Not DATABASE_URL: that names the app's own database, which `test_migrations` downgrades to
+nothing; a developer who exported it to run the app must not lose their data to `pytest`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,16 +16,19 @@ from typing import Any
 
 import pytest
 
+from forge_app.db.create import create_database
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/forge_app_test"
 
 
 def database_url() -> str:
-    return os.environ.get("DATABASE_URL", DEFAULT_URL)
+    return os.environ.get("TEST_DATABASE_URL", DEFAULT_URL)
 
 
 def alembic(*args: str) -> None:
-    # A child process: Alembic's env.py runs its own event loop.
+    # A child process: Alembic's env.py runs its own event loop. The variable set here wins
+    # over a DATABASE_URL in the developer's `.env`.
     subprocess.run(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "alembic", *args],
         cwd=PROJECT_ROOT,
@@ -30,5 +39,6 @@ def alembic(*args: str) -> None:
 
 @pytest.fixture(scope="session")
 def database_settings() -> dict[str, Any]:
+    asyncio.run(create_database(database_url()))
     alembic("upgrade", "head")
     return {"database_url": database_url()}

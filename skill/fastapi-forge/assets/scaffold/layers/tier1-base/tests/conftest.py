@@ -1,8 +1,11 @@
 """Fixtures. Services come from the environment, as in production:
 
-    REDIS_URL     default redis://127.0.0.1:6379/0
-    DATABASE_URL  (PostgreSQL projects) default postgresql+asyncpg://postgres@127.0.0.1:5432/forge_app_test
-    MONGODB_URL   (MongoDB projects)    default mongodb://127.0.0.1:27017
+    REDIS_URL          default redis://127.0.0.1:6379/0
+    TEST_DATABASE_URL  (PostgreSQL projects) default
+                       postgresql+asyncpg://postgres@127.0.0.1:5432/forge_app_test,
+                       created if missing; never the app's DATABASE_URL, since the tests
+                       migrate their database down and up
+    MONGODB_URL        (MongoDB projects) default mongodb://127.0.0.1:27017
 
 Every test gets its own Redis key prefix and queue name, so test runs (and other apps)
 sharing one Redis do not see each other's keys.
@@ -20,7 +23,7 @@ import pytest
 
 from forge_app.config import Settings
 
-from .helpers import app_client
+from .helpers import TestSettings, app_client
 
 # The option-specific fixtures: `auth_settings` and `credentials` for the auth scheme,
 # `database_settings` for the database (which also marks MongoDB tests).
@@ -57,7 +60,7 @@ def make_settings(
             **database_settings,
         }
         values.update(overrides)
-        return Settings(**values)
+        return TestSettings(**values)
 
     return factory
     # --8<-- [end:make-settings]

@@ -18,9 +18,31 @@ import httpx
 import uvicorn
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from forge_app.config import Settings
 from forge_app.main import create_app
+
+
+class ArgumentsOnly(BaseSettings):
+    """Mixin for settings classes in tests: values come from the constructor's arguments and
+    the defaults only, never from the developer's `.env` or shell, so `cp .env.example .env`
+    (or an exported AGENT_MODEL) changes no test's outcome."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+class TestSettings(ArgumentsOnly, Settings):
+    __test__ = False  # not a test class, despite the name
 
 
 # --8<-- [start:app-client]

@@ -5,7 +5,7 @@ digest), so a leaked configuration does not leak usable keys. Keys are random 25
 tokens, not passwords, so a fast hash is enough; every digest is compared with
 `hmac.compare_digest`, so timing does not reveal which prefix matched.
 
-Make a key: `python -m forge_app.security` prints a new key and its digest.
+Make a key: `python -m forge_app.cli api-key NAME` (see `cli.py`).
 """
 
 from __future__ import annotations
@@ -73,9 +73,3 @@ class ApiKeyAuthenticator:
 
 def build_authenticator(settings: AuthSettings) -> ApiKeyAuthenticator:
     return ApiKeyAuthenticator(settings)
-
-
-if __name__ == "__main__":
-    api_key, api_key_digest = new_api_key()
-    print(f"key (give to the client):  {api_key}")
-    print(f"digest (put in API_KEYS):  {api_key_digest}")

@@ -51,6 +51,9 @@ class Settings(AuthSettings, DatabaseSettings, BaseSettings):
     # Job queue (ARQ or Celery queue name; in-process: unused).
     queue_name: str = "forge_app:jobs"
     worker_concurrency: int = Field(default=10, ge=1)
+    # A job worker that cannot reach Redis for this long exits (status 1) for its supervisor
+    # to restart it; shorter outages it rides out, reconnecting (ARQ worker).
+    worker_redis_outage_seconds: float = Field(default=300.0, gt=0)
     # How long DELETE /agents/jobs/{id} waits for a running job to stop before answering 202.
     cancel_wait_seconds: float = Field(default=2.0, ge=0)
 
