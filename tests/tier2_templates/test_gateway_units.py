@@ -125,6 +125,26 @@ def test_outcomes_from_before_a_state_change_are_ignored() -> None:
     assert b.state is CLOSED
 
 
+def test_responses_cut_off_mid_body_open_the_breaker() -> None:
+    # Outside half-open a call is decided when its body is through: the headers came,
+    # then the service reset the connection, three times over.
+    b = breaker(FakeClock())
+    for _ in range(3):
+        b.acquire().broke()
+    assert b.state is OPEN
+
+
+def test_a_cut_off_trial_does_not_reopen_the_breaker_it_closed() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    fail(b, 3)
+    clock.now += 10
+    trial = b.acquire()
+    trial.success()  # a trial decides at the headers
+    trial.broke()  # stale: the breaker has moved on
+    assert b.state is CLOSED
+
+
 def test_transitions_are_reported_in_order() -> None:
     clock = FakeClock()
     changes: list[Any] = []

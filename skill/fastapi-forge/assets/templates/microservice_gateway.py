@@ -572,6 +572,8 @@ class ClientBody:
         loop = asyncio.get_running_loop()
         while True:
             deadline = self.deadline
+            if deadline is not None and deadline.expired():
+                deadline = None  # it fired as we resumed: its cancellation comes next
             when = deadline.when() if deadline is not None else None
             if deadline is not None:
                 deadline.reschedule(None)
