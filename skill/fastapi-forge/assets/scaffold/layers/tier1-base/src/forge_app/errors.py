@@ -90,7 +90,6 @@ async def handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
-# --8<-- [start:validation]
 async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Location, message and type only: the rejected input is not echoed back.
@@ -103,7 +102,6 @@ async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     return error_response(422, "validation_error", "request is not valid", details=details)
-    # --8<-- [end:validation]
 
 
 async def handle_unavailable(_: Request, exc: Exception) -> JSONResponse:

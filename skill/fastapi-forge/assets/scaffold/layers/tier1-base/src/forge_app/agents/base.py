@@ -28,7 +28,6 @@ class Usage:
     cost_usd: float | None = None
 
 
-# --8<-- [start:chunk]
 @dataclass(frozen=True, slots=True)
 class AgentChunk:
     type: ChunkType
@@ -37,7 +36,6 @@ class AgentChunk:
     # tool_call: {"id", "name", "arguments"}; tool_result: {"id", "output"}.
     data: dict[str, Any] = field(default_factory=dict)
     usage: Usage | None = None
-    # --8<-- [end:chunk]
 
 
 @dataclass(frozen=True, slots=True)

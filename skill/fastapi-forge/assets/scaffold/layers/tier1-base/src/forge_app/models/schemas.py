@@ -9,11 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-# --8<-- [start:limits]
 MAX_PROMPT_CHARS = 50_000
 Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\w.:/@-]+$")]
-# --8<-- [end:limits]
 
 
 class ErrorBody(BaseModel):
