@@ -4,9 +4,9 @@ freshly generated project, against real PostgreSQL and Redis.
 
 The machine is a developer's as the README's "Before you start" describes it: Python, uv,
 and the services, which here are `scripts/services`' throwaway ones, reached through the
-variables the README says to set when they are not on the default ports (REDIS_URL,
-DATABASE_URL, TEST_DATABASE_URL); nothing else of this test process's environment leaks
-in. The API listens on the README's port 8000; one run at a time per machine (a lock).
+variables the README says to set when they are not on the default ports (REDIS_URL and
+DATABASE_URL; the project's tests derive their own database from it); nothing else of this
+test process's environment leaks in. The API listens on the README's port 8000; one run at a time per machine (a lock).
 
 On failure the transcript (every command, its output and exit status, and the output of
 the other terminals) is printed; it is always saved to .cache/readme_literal/<project>.txt
@@ -144,7 +144,6 @@ def test_readme_commands_work_in_order(
                 tmp_path / "bin",
                 REDIS_URL=redis_url,
                 DATABASE_URL=f"{server}/{database}",
-                TEST_DATABASE_URL=f"{server}/{test_database}",
             )
             (tmp_path / "home").mkdir(exist_ok=True)
             run = ReadmeRun(project, env, tmp_path, time_limit)

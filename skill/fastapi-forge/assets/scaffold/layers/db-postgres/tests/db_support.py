@@ -1,8 +1,9 @@
-"""PostgreSQL for tests: TEST_DATABASE_URL (a database the tests may wipe), created when
-missing and migrated once per session.
+"""PostgreSQL for tests: a database the tests may wipe, created when missing and migrated
+once per session. TEST_DATABASE_URL names it; unset, it is DATABASE_URL's database with
+`_test` appended, on the same server (both from the process environment, never `.env`).
 
-Not DATABASE_URL: that names the app's own database, which `test_migrations` downgrades to
-nothing; a developer who exported it to run the app must not lose their data to `pytest`.
+Never DATABASE_URL's database itself: `test_migrations` downgrades it to nothing, and a
+developer who exported DATABASE_URL to run the app must not lose their data to `pytest`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from forge_app.db.create import create_database
 
@@ -23,7 +25,12 @@ DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/forge_app_test"
 
 
 def database_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL", DEFAULT_URL)
+    if explicit := os.environ.get("TEST_DATABASE_URL"):
+        return explicit
+    if app := os.environ.get("DATABASE_URL"):
+        url = make_url(app)
+        return url.set(database=f"{url.database}_test").render_as_string(hide_password=False)
+    return DEFAULT_URL
 
 
 def alembic(*args: str) -> None:

@@ -1,10 +1,10 @@
 """Fixtures. Services come from the environment, as in production:
 
     REDIS_URL          default redis://127.0.0.1:6379/0
-    TEST_DATABASE_URL  (PostgreSQL projects) default
-                       postgresql+asyncpg://postgres@127.0.0.1:5432/forge_app_test,
-                       created if missing; never the app's DATABASE_URL, since the tests
-                       migrate their database down and up
+    TEST_DATABASE_URL  (PostgreSQL projects) default: DATABASE_URL's database + `_test`,
+                       else postgresql+asyncpg://postgres@127.0.0.1:5432/forge_app_test;
+                       created if missing; never the app's own database, since the tests
+                       migrate theirs down and up
     MONGODB_URL        (MongoDB projects) default mongodb://127.0.0.1:27017
 
 Every test gets its own Redis key prefix and queue name, so test runs (and other apps)
