@@ -81,6 +81,7 @@ class AgentSettings(BaseSettings):
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
     agent_timeout_seconds: float = Field(default=300.0, gt=0)
     agent_max_concurrent_runs: int = Field(default=16, ge=1)
+    worker_concurrency: int = Field(default=10, ge=1)  # jobs at once per process
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
 
@@ -252,6 +253,7 @@ class AgentAPI:
     runner: AgentRunner
     verify_token: TokenVerifier
     redis: Redis
+    job_slots: asyncio.Semaphore
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def key(self, *parts: str) -> str:
@@ -579,6 +581,11 @@ async def owned_job(api: AgentAPI, job_id: uuid.UUID, caller: str) -> dict[str, 
 
 
 async def execute_job(api: AgentAPI, job_id: str, body: RunRequest) -> None:
+    async with api.job_slots:  # queued until one of WORKER_CONCURRENCY slots is free
+        await run_job(api, job_id, body)
+
+
+async def run_job(api: AgentAPI, job_id: str, body: RunRequest) -> None:
     if (
         await update_job(api, job_id, {"queued"}, status="running", started_at=now())
         is None
@@ -795,7 +802,11 @@ def install_agent_routes(
         socket_timeout=settings.redis_timeout_seconds,
     )
     api = AgentAPI(
-        settings=settings, runner=runner, verify_token=verify_token, redis=redis
+        settings=settings,
+        runner=runner,
+        verify_token=verify_token,
+        redis=redis,
+        job_slots=asyncio.Semaphore(settings.worker_concurrency),
     )
     app.state.agent_api = api
 
