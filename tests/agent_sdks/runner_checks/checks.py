@@ -19,7 +19,8 @@ from fakes.script import FINAL_TEXT, TOOL_ARGUMENTS, TOOL_NAME, TOOL_OUTPUT, Scr
 PROMPT = "How many words are in 'agents stream tokens'? Use the tool."
 # Generous: a run against a loopback fake takes well under a second, plus SDK start-up.
 RUN_LIMIT_SECONDS = 60
-# What the runner is given before the caller's deadline fires while the fake stalls.
+# What the runner is given, once its model call is made, before the caller's deadline fires
+# while the fake stalls.
 TIMEOUT_SECONDS = 3
 
 
@@ -87,10 +88,23 @@ async def test_timeout_stops_the_run_and_closes_the_connection(
 ) -> None:
     fake.script.stall = "at_start"
     before = child_pids()
+
+    async def fire_once_the_model_call_is_made(deadline: asyncio.Timeout) -> None:
+        # A fixed deadline from the start could fire before an SDK that starts a CLI has
+        # even made its model call (seen under load), and then no connection is left to close.
+        while not fake.script.played:
+            await asyncio.sleep(0.05)
+        deadline.reschedule(asyncio.get_running_loop().time() + TIMEOUT_SECONDS)
+
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(TIMEOUT_SECONDS):
-            async for _ in runner.stream(request(base)):
-                pass
+        async with asyncio.timeout(RUN_LIMIT_SECONDS) as deadline:
+            arming = asyncio.create_task(fire_once_the_model_call_is_made(deadline))
+            try:
+                async for _ in runner.stream(request(base)):
+                    pass
+            finally:
+                arming.cancel()
+    assert fake.script.played, "the model was never called"
     assert await asyncio.to_thread(fake.hangups.wait, 10), "the model call was left open"
     assert child_pids() <= before, "the runner left a process behind"
 
