@@ -4,9 +4,8 @@ suite run against the real PostgreSQL and Redis, and its migrations applied and 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import json
 import re
-import sys
 
 import asyncpg
 import pytest
@@ -14,6 +13,8 @@ from forge_testing import redis_database, throwaway_database
 
 from .conftest import BuiltProjects
 from .project import COMBOS, FLAGS, SCAFFOLD, Combo
+
+MANIFEST = SCAFFOLD.parents[1] / "assets" / "scaffold" / "manifest.json"
 
 pytestmark = pytest.mark.e2e
 
@@ -23,22 +24,25 @@ SUMMARY_RE = re.compile(
 
 
 def test_combos_use_every_option_value() -> None:
-    spec = importlib.util.spec_from_file_location("scaffold_fastapi", SCAFFOLD)
-    assert spec is not None and spec.loader is not None
-    scaffold_module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve string annotations through sys.modules.
-    sys.modules[spec.name] = scaffold_module
-    try:
-        spec.loader.exec_module(scaffold_module)
-    finally:
-        del sys.modules[spec.name]
-    options: dict[str, tuple[tuple[str, ...], str]] = scaffold_module.OPTIONS
-    assert set(options) == set(FLAGS), "the scaffold's flags changed: update COMBOS"
-    for flag, (values, _default) in options.items():
+    """COMBOS against the scaffold's manifest: every Tier 1 option, every value."""
+    manifest = json.loads(MANIFEST.read_text())
+    options = {
+        flag: spec for flag, spec in manifest["options"].items() if "1" in spec["tiers"]
+    }
+    assert set(options) == set(FLAGS), (
+        "the scaffold's Tier 1 flags changed: update COMBOS"
+    )
+    for flag, spec in options.items():
+        values = {
+            v
+            for v, value in spec["values"].items()
+            if "1" in value.get("tiers", spec["tiers"])
+        }
         used = {getattr(combo, flag) for combo in COMBOS}
-        assert used == set(values), (
-            f"--{flag}: values never tested: {set(values) - used}"
-        )
+        assert used == values, f"--{flag}: values never tested: {values - used}"
+    assert COMBOS[0].name == "forge-default" and all(
+        getattr(COMBOS[0], flag) == spec["default"] for flag, spec in options.items()
+    ), "the first combo is the defaults"
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=str)

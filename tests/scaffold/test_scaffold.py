@@ -4,6 +4,9 @@ installing and running generated projects is tests/e2e_tier1/'s job."""
 from __future__ import annotations
 
 import ast
+import importlib.util
+import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -14,20 +17,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
-OPTION_VALUES = {
-    "db": ["postgres", "mongodb", "redis", "none"],
-    "auth": ["jwt", "oauth2", "apikey", "none"],
-    "queue": ["arq", "celery", "none"],
-    "agent": [
-        "anthropic",
-        "claude-agent-sdk",
-        "openai-agents",
-        "langgraph",
-        "crewai",
-        "custom",
-        "none",
-    ],
-    "deploy": ["compose", "k8s", "cloudrun", "serverless"],
+SKILL = REPO / "skill" / "fastapi-forge"
+MANIFEST = json.loads((SKILL / "assets" / "scaffold" / "manifest.json").read_text())
+TIER1_OPTIONS = {
+    flag: list(spec["values"]) for flag, spec in MANIFEST["options"].items() if "1" in spec["tiers"]
 }
 
 
@@ -150,7 +143,7 @@ def check_project(root: Path, name: str, package: str) -> None:
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [(flag, value) for flag, values in OPTION_VALUES.items() for value in values],
+    [(flag, value) for flag, values in TIER1_OPTIONS.items() for value in values],
 )
 def test_every_option_value_renders_completely(flag: str, value: str, tmp_path: Path) -> None:
     out = tmp_path / "acme-agents"
@@ -177,47 +170,149 @@ def test_agent_none_has_no_agent_code(tmp_path: Path) -> None:
     out = tmp_path / "plain"
     result = scaffold("--name", "plain", "--out", out, "--agent", "none")
     assert result.returncode == 0, result.stderr
-    assert "ignored" in result.stderr  # the default --queue arq does not apply
+    assert "--queue none" in result.stdout  # implied: no agent jobs to queue
     assert not (out / "src" / "plain" / "routes" / "agents.py").exists()
     assert not (out / "src" / "plain" / "agents").exists()
     dependencies = tomllib.loads((out / "pyproject.toml").read_text())["project"]["dependencies"]
     assert not [dep for dep in dependencies if dep.startswith("arq")]
 
 
-def test_deployment_files_that_cannot_follow_an_option_are_named(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tier", "2", "--db", "mongodb"], "--db applies to --tier 1 only, not --tier 2"),
+        (["--tier", "3", "--auth", "none"], "--auth applies to --tier 1 only, not --tier 3"),
+        (["--tier", "2", "--deploy", "k8s"], "--deploy applies to --tier 1 only"),
+        (["--tier", "2", "--queue", "celery"], "--queue applies to --tier 1 only"),
+        (["--broker", "kafka"], "--broker applies to --tier 2 or 3 only, not --tier 1"),
+        (["--tier", "2", "--agent", "none"], "--agent none applies to --tier 1 only"),
+        (["--agent", "none", "--queue", "arq"], "--queue arq contradicts --agent none"),
+    ],
+)
+def test_options_that_do_not_apply_are_usage_errors(
+    args: list[str], message: str, tmp_path: Path
 ) -> None:
-    default = scaffold("--name", "stack", "--dry-run")
-    assert "assumes PostgreSQL" not in default.stderr
-    assert "runs a job worker" not in default.stderr
-    trimmed = scaffold(
-        "--name",
-        "stack",
-        "--db",
-        "redis",
-        "--queue",
-        "none",
-        "--deploy",
-        "k8s",
-        "--dry-run",
+    result = scaffold(*args, "--out", tmp_path / "out")
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def load_script() -> Any:
+    spec = importlib.util.spec_from_file_location("scaffold_fastapi_under_test", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conditional_lines_follow_the_options() -> None:
+    script = load_script()
+    context = {"tier": "1", "db": "postgres", "queue": "none", "auth": "jwt"}
+    text = (
+        "a: 1\n"
+        "# forge:if db=postgres\n"
+        "b: 2\n"
+        "  # forge:if queue!=none\n"
+        "c: 3\n"
+        "  # forge:end\n"
+        "d: 4  # forge:if auth=jwt|apikey\n"
+        "e: 5  # forge:if auth=none\n"
+        "# forge:end\n"
+        "# forge:if db=mongodb|redis tier=1\n"
+        "f: 6\n"
+        "# forge:end\n"
+        "# --8<-- [start:region]\n"
+        "g: 7\n"
+        "# --8<-- [end:region]\n"
     )
-    assert trimmed.returncode == 0, trimmed.stderr
-    assert "k8s/ assumes PostgreSQL: with --db redis, remove migration-job.yaml" in trimmed.stderr
-    assert "k8s/ runs a job worker: without a queue, remove worker-deployment.yaml" in (
-        trimmed.stderr
-    )
-    serverless = scaffold(
-        "--name",
-        "stack",
-        "--db",
-        "none",
-        "--agent",
-        "custom",
-        "--deploy",
-        "serverless",
-        "--dry-run",
-    )
-    assert "note:" not in serverless.stderr
+    assert script.apply_conditions(text, context, MANIFEST, "x.yaml") == "a: 1\nb: 2\nd: 4\ng: 7\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# forge:if db=oracle\n# forge:end\n", "x.yaml:1: condition 'db=oracle'"),
+        ("a: 1\n# forge:if broker=kafka\n# forge:end\n", "x.yaml:2: condition 'broker=kafka'"),
+        ("# forge:if db=postgres\n", "x.yaml:1: '# forge:if' without '# forge:end'"),
+        ("# forge:end\n", "x.yaml:1: '# forge:end' without '# forge:if'"),
+        ("# forge:if db:postgres\n# forge:end\n", "x.yaml:1: bad condition term"),
+    ],
+)
+def test_bad_conditions_name_file_and_line(text: str, message: str) -> None:
+    script = load_script()
+    with pytest.raises(script.ScaffoldError, match=re.escape(message)):
+        script.apply_conditions(text, {"tier": "1", "db": "postgres"}, MANIFEST, "x.yaml")
+
+
+def test_manifest_layers_exist_and_every_layer_is_mounted() -> None:
+    layers_dir = SKILL / "assets" / "scaffold" / "layers"
+    named = {
+        layer
+        for spec in MANIFEST["options"].values()
+        for value in spec["values"].values()
+        for layer in value["layers"]
+    }
+    named |= {layer for tier in MANIFEST["tiers"].values() for layer in tier["layers"]}
+    named |= set(MANIFEST["service_layers"])
+    present = {path.name for path in layers_dir.iterdir() if path.is_dir()}
+    assert not named - present, "the manifest names missing layers"
+    assert not present - named, "layers no option or tier mounts"
+    for spec in MANIFEST["options"].values():
+        assert spec["default"] in spec["values"]
+
+
+def skill_table_rows(first_cell: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in (SKILL / "SKILL.md").read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 3 and cells[0].startswith(first_cell):
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_skill_md_option_tables_match_the_manifest() -> None:
+    flag_rows = skill_table_rows("`--")
+    ask_rows = skill_table_rows("")
+    for flag, spec in MANIFEST["options"].items():
+        row = flag_rows.get(f"`--{flag}`")
+        assert row is not None, f"SKILL.md: no row for `--{flag}` in the Scaffold option table"
+        assert re.findall(r"`([^`]+)`", row[1]) == list(spec["values"]), (
+            f"SKILL.md: `--{flag}` values differ from manifest.json: {list(spec['values'])}"
+        )
+        assert row[2] == f"`{spec['default']}`", f"SKILL.md: `--{flag}` default"
+        if "question" in spec:
+            ask = ask_rows.get(spec["question"])
+            assert ask is not None, f"SKILL.md: no '{spec['question']}' row in 'Ask first'"
+            offered = [label.strip() for label in ask[1].split(",")]
+            labels = [value["label"] for value in spec["values"].values()]
+            assert offered == labels, f"SKILL.md '{spec['question']}': {offered} != {labels}"
+            assert ask[2] == spec["values"][spec["default"]]["label"], spec["question"]
+
+
+def test_generated_files_carry_no_markers(tmp_path: Path) -> None:
+    for tier in ("1", "3"):
+        out = tmp_path / f"tier{tier}"
+        assert scaffold("--tier", tier, "--name", "acme", "--out", out).returncode == 0
+        for relative, content in generated_files(out).items():
+            assert b"--8<--" not in content, relative
+            assert b"forge:if" not in content and b"forge:end" not in content, relative
+
+
+def test_control_files_act_at_any_depth(tmp_path: Path) -> None:
+    out = tmp_path / "shop"
+    assert scaffold("--tier", "3", "--name", "shop", "--out", out).returncode == 0
+    command = tomllib.loads((out / "services" / "order-command" / "pyproject.toml").read_text())
+    assert "pyyaml>=6.0.2" in command["project"]["optional-dependencies"]["dev"]
+    assert command["project"]["description"].startswith("Order commands")
+    query = tomllib.loads((out / "services" / "order-query" / "pyproject.toml").read_text())
+    assert "httpx>=0.28.1" in query["project"]["dependencies"]
+    for service in ("user-service", "notification-service", "order-command", "order-query"):
+        package = service.replace("-", "_")
+        ini = (out / "services" / service / "alembic.ini").read_text()
+        assert f"script_location = {package}:migrations" in ini
+        assert not (out / "services" / service / "_deps.txt").exists()
 
 
 @pytest.mark.parametrize(
@@ -242,17 +337,6 @@ def test_scaffold_code_is_ruff_clean(path: Path, target: str) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def load_script() -> object:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("scaffold_fastapi", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scaffold_fastapi"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 README_WITH_CONDITIONS = """intro
 <!-- forge:if auth=jwt -->
 jwt line
@@ -265,37 +349,42 @@ outro
 
 
 def test_readme_conditions_keep_only_the_chosen_options() -> None:
-    script: Any = load_script()
-    rendered = script.render_conditionals(
-        README_WITH_CONDITIONS, {"auth": "jwt", "db": "redis"}, "README.md"
-    )
+    script = load_script()
+    context = {"tier": "1", "auth": "jwt", "db": "redis"}
+    rendered = script.apply_conditions(README_WITH_CONDITIONS, context, MANIFEST, "README.md")
     assert rendered == "intro\njwt line\noutro\n"
-    rendered = script.render_conditionals(
-        README_WITH_CONDITIONS, {"auth": "apikey", "db": "mongodb"}, "README.md"
-    )
+    context = {"tier": "1", "auth": "apikey", "db": "mongodb"}
+    rendered = script.apply_conditions(README_WITH_CONDITIONS, context, MANIFEST, "README.md")
     assert rendered == "intro\ndatabase line\noutro\n"
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("<!-- forge:if auth=saml -->\nx\n<!-- forge:end -->\n", "README.md:1: forge:if auth=saml"),
-        ("<!-- forge:if colour=red -->\n<!-- forge:end -->\n", "no option --colour"),
-        ("<!-- forge:if db=none -->\nx\n", "README.md:1: forge:if never closed"),
-        ("x\n<!-- forge:end -->\n", "README.md:2: forge:end without a forge:if"),
-        ("<!-- forge:if db=none -->\n<!-- forge:if auth=jwt -->\n", "README.md:2: forge:if inside"),
+        (
+            "<!-- forge:if auth=saml -->\nx\n<!-- forge:end -->\n",
+            "README.md:1: condition 'auth=saml'",
+        ),
+        (
+            "<!-- forge:if colour=red -->\n<!-- forge:end -->\n",
+            "README.md:1: condition 'colour=red'",
+        ),
+        ("<!-- forge:if db=none -->\nx\n", "README.md:1: '# forge:if' without '# forge:end'"),
+        ("x\n<!-- forge:end -->\n", "README.md:2: '# forge:end' without '# forge:if'"),
         ("text <!-- forge:if db=none -->\n", "README.md:1: malformed marker"),
     ],
 )
 def test_bad_readme_conditions_name_file_and_line(text: str, message: str) -> None:
-    script: Any = load_script()
-    with pytest.raises(script.ScaffoldError, match=message.replace("|", r"\|")):
-        script.render_conditionals(text, {"auth": "jwt", "db": "postgres"}, "README.md")
+    script = load_script()
+    with pytest.raises(script.ScaffoldError, match=re.escape(message)):
+        script.apply_conditions(
+            text, {"tier": "1", "auth": "jwt", "db": "postgres"}, MANIFEST, "README.md"
+        )
 
 
 @pytest.mark.parametrize("flag", ["db", "auth", "queue"])
 def test_generated_readmes_carry_no_condition_markers(flag: str, tmp_path: Path) -> None:
-    for value in OPTION_VALUES[flag]:
+    for value in TIER1_OPTIONS[flag]:
         out = tmp_path / f"{flag}-{value}"
         result = scaffold("--name", "acme", f"--{flag}", value, "--out", out)
         assert result.returncode == 0, result.stderr

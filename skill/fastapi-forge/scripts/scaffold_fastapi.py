@@ -1,80 +1,104 @@
 #!/usr/bin/env python3
-"""Generate a FastAPI project from the skill's template trees.
+"""Generate a FastAPI project from the skill's layers, as `assets/scaffold/manifest.json` says.
 
 Standard library only (Python 3.10+), so an agent can run it before any project exists:
 
     python scaffold_fastapi.py --name my-agent-api --db postgres --auth jwt --out ./my-agent-api
 
-Tier 1 renders `assets/scaffold/layers/tier1-base/` and then, for each option, the overlay folder
-`assets/scaffold/layers/<flag>-<value>/`. Overlays add or replace whole files. Special
-files in an overlay are never copied:
+How a project is composed (one `compose()` for every tier):
 
-- `_deps.txt`: PEP 508 requirements merged into `[project] dependencies` of pyproject.toml;
-- `_env.txt`: lines appended to `.env.example`;
-- `_remove.txt`: output paths (files, or folders ending in `/`) that the option drops.
+- The manifest lists each option (`--db`, `--auth`, ...): its values, its default, the tiers it
+  applies to and the layers (folders of `assets/scaffold/layers/`) each value mounts, plus
+  implications (`--agent none` means `--queue none`). An option given for a tier it does not
+  apply to, or contradicting an implication, is a usage error (exit 2).
+- A tier mounts its own layers at the output root, then its option layers. Tier 2 also mounts
+  a Tier 1 project as `services/agent-service/` and the `python-service` layer (pyproject,
+  alembic.ini, migrations) once per service it lists; Tier 3 extends Tier 2. Later layers
+  replace earlier files with the same output path.
+- Layers are real projects named `forge-app` (package `forge_app`); the service layer is named
+  `forge-service` (`forge_service`). Rendering renames those tokens in paths and text.
 
-Markdown files may hold option-specific parts between `<!-- forge:if FLAG=VALUE -->` (or
-`FLAG=V1|V2`) and `<!-- forge:end -->` lines: kept when the option matches, dropped otherwise;
-the marker lines themselves never reach the project.
+Control files are never copied; they act on the folder they sit in, at any depth:
 
-The trees are real projects named `forge-app` (package `forge_app`); rendering renames those
-tokens to the chosen name. The output is written to a temporary folder next to the target
-and moved into place only when complete, so a failure leaves nothing half-written.
+- `_deps.txt`: PEP 508 requirements merged into that folder's `pyproject.toml`
+  (`[project] dependencies`; lines after a `[dev]` line go to the `dev` extra);
+- `_env.txt`: lines appended to that folder's `.env.example` (a key it sets replaces the old line);
+- `_remove.txt`: output paths below that folder (files, or folders ending in `/`) to drop.
+
+Conditional lines, so deployment files follow the options and templates stay valid YAML/TOML:
+
+    # forge:if db=postgres queue!=none      (every term must hold; `a=x|y` means x or y)
+    ...lines kept only when the condition holds...
+    # forge:end
+    some: line  # forge:if auth=jwt         (a single line, the marker comment removed)
+
+In Markdown the block markers are HTML comments on lines of their own:
+`<!-- forge:if auth=jwt -->` ... `<!-- forge:end -->`. Blocks nest. A condition may only name
+options that apply where the file is mounted (`tier` always). Marker lines are removed from
+the output, and so are snippet region markers (`--8<-- [start:NAME]`, `--8<-- [end:NAME]`),
+which the skill's references use for excerpts.
+
+The output is written to a temporary folder next to the target and moved into place only when
+complete, so a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import keyword
 import os
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SKILL_DIR = Path(__file__).resolve().parent.parent
 SCAFFOLD_DIR = SKILL_DIR / "assets" / "scaffold"
 LAYERS_DIR = SCAFFOLD_DIR / "layers"
+TEMPLATES_DIR = SKILL_DIR / "assets" / "templates"
+MANIFEST_PATH = SCAFFOLD_DIR / "manifest.json"
 
-TEMPLATE_PROJECT = "forge-app"
-TEMPLATE_PACKAGE = "forge_app"
-
-# Flag -> (allowed values, default). The order is the order overlays are applied in.
-OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "db": (("postgres", "mongodb", "redis", "none"), "postgres"),
-    "auth": (("jwt", "oauth2", "apikey", "none"), "jwt"),
-    "queue": (("arq", "celery", "none"), "arq"),
-    "agent": (
-        ("anthropic", "claude-agent-sdk", "openai-agents", "langgraph", "crewai", "custom", "none"),
-        "anthropic",
-    ),
-    "deploy": (("compose", "k8s", "cloudrun", "serverless"), "compose"),
-}
-
-SPECIAL_FILES = {"_deps.txt", "_env.txt", "_remove.txt"}
+CONTROL_FILES = {"_deps.txt", "_env.txt", "_remove.txt"}
 SKIPPED_NAMES = {"__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache"}
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-CONDITION_RE = re.compile(
-    r"^\s*<!--\s*forge:if\s+(?P<flag>[a-z]+)=(?P<values>[a-z0-9|-]+)\s*-->\s*$"
-)
-CONDITION_END_RE = re.compile(r"^\s*<!--\s*forge:end\s*-->\s*$")
-DEPS_BLOCK_RE = re.compile(r"^dependencies = \[\n(?P<body>.*?)^\]\n", re.MULTILINE | re.DOTALL)
-
-BROKERS = ("redis", "rabbitmq", "kafka")
-# Tier 2's agent-service is a Tier 1 project with these options (compose runs its ARQ worker).
-TIER2_AGENT_SERVICE = {"db": "postgres", "auth": "jwt", "queue": "arq", "deploy": "compose"}
-# Skill templates copied into the Tier 2 output, so the system runs the same gateway code.
-TIER2_TEMPLATES = {
-    "gateway/microservice_gateway.py": "microservice_gateway.py",
-    "k8s/gateway.yaml": "k8s_deployment.yaml",
-}
+REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?\s*[<>=!~;]")
+IF_RE = re.compile(r"^\s*(?:#|<!--)\s*forge:if\s+(?P<cond>[^-\s](?:.*?[^-\s])?)\s*(?:-->)?\s*$")
+END_RE = re.compile(r"^\s*(?:#|<!--)\s*forge:end\s*(?:-->)?\s*$")
+INLINE_IF_RE = re.compile(r"\s*#\s*forge:if\s+(?P<cond>\S.*?)\s*$")
+SNIPPET_MARKER_RE = re.compile(r"--8<-- \[(?:start|end):[^\]]*\]")
 
 
 class ScaffoldError(Exception):
     """A problem the user can fix; printed without a traceback."""
+
+
+Tokens = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One layer placed at `target` (a folder of the output), renamed with `tokens`, its
+    conditional lines evaluated against `context` (the options that apply there)."""
+
+    layer: str
+    target: str
+    tokens: Tokens
+    context: Mapping[str, str]
+
+
+@dataclass
+class Composition:
+    mounts: list[Mount] = field(default_factory=list)
+    # output path -> (source file, tokens, context): skill templates copied in whole.
+    extra_files: dict[str, tuple[Path, Tokens, Mapping[str, str]]] = field(default_factory=dict)
+    removals: list[str] = field(default_factory=list)
+    descriptions: dict[str, str] = field(default_factory=dict)  # pyproject path -> text
+    all_tokens: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -84,6 +108,24 @@ class Plan:
     files: dict[str, bytes] = field(default_factory=dict)
     overlays: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScaffoldError(f"{path}: missing; reinstall the skill") from None
+    except json.JSONDecodeError as error:
+        raise ScaffoldError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
+    for flag, spec in manifest["options"].items():
+        if spec["default"] not in spec["values"]:
+            raise ScaffoldError(f"{path}: --{flag} default {spec['default']!r} is not a value")
+    return manifest
+
+
+def value_tiers(manifest: Mapping[str, Any], flag: str, value: str) -> list[str]:
+    spec = manifest["options"][flag]
+    return list(spec["values"][value].get("tiers", spec["tiers"]))
 
 
 def package_name(project: str) -> str:
@@ -105,24 +147,127 @@ def validate_name(name: str) -> str:
     return name
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(manifest: Mapping[str, Any]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scaffold_fastapi.py",
         description="Generate a production FastAPI system (tier 1, 2 or 3).",
     )
-    parser.add_argument("--tier", choices=("1", "2", "3"), default="1", help="scale tier")
+    tiers = manifest["tiers"]
+    parser.add_argument(
+        "--tier",
+        choices=tuple(tiers),
+        default="1",
+        help="; ".join(f"{tier}: {spec['description']}" for tier, spec in tiers.items()),
+    )
     parser.add_argument(
         "--name", type=validate_name, default="forge-app", help="project name (default forge-app)"
     )
     parser.add_argument("--out", type=Path, help="output folder (default ./<name>)")
-    for flag, (values, default) in OPTIONS.items():
-        parser.add_argument(f"--{flag}", choices=values, default=default, help=f"default {default}")
+    for flag, spec in manifest["options"].items():
+        parser.add_argument(
+            f"--{flag}",
+            choices=tuple(spec["values"]),
+            default=None,
+            help=f"{spec['help']}; tier {', '.join(spec['tiers'])}; default {spec['default']}",
+        )
     parser.add_argument("--dry-run", action="store_true", help="list the files, write nothing")
     parser.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    parser.add_argument(
-        "--broker", choices=BROKERS, default="redis", help="Tier 2 event bus (default redis)"
-    )
     return parser
+
+
+def resolve_options(
+    parser: argparse.ArgumentParser, manifest: Mapping[str, Any], args: argparse.Namespace
+) -> dict[str, str]:
+    """The value of every option that applies to the tier; usage errors exit 2."""
+    tier: str = args.tier
+    chosen: dict[str, str] = {}
+    for flag, spec in manifest["options"].items():
+        given: str | None = getattr(args, flag)
+        if tier not in spec["tiers"]:
+            if given is not None:
+                parser.error(
+                    f"--{flag} applies to --tier {' or '.join(spec['tiers'])} only, "
+                    f"not --tier {tier}: leave it out"
+                )
+            continue
+        value = spec["default"] if given is None else given
+        if tier not in value_tiers(manifest, flag, value):
+            parser.error(
+                f"--{flag} {value} applies to --tier "
+                f"{' or '.join(value_tiers(manifest, flag, value))} only, not --tier {tier}"
+            )
+        chosen[flag] = value
+    for rule in manifest["implications"]:
+        if all(chosen.get(flag) == value for flag, value in rule["if"].items()):
+            for flag, value in rule["then"].items():
+                given = getattr(args, flag)
+                if given is not None and given != value:
+                    condition = " ".join(f"--{k} {v}" for k, v in rule["if"].items())
+                    parser.error(
+                        f"--{flag} {given} contradicts {condition} ({rule['why']}): "
+                        f"use --{flag} {value} or leave --{flag} out"
+                    )
+                if flag in chosen:
+                    chosen[flag] = value
+    return chosen
+
+
+def compose(
+    manifest: Mapping[str, Any],
+    tier: str,
+    options: Mapping[str, str],
+    name: str,
+    target: str = "",
+) -> Composition:
+    """The layers of `tier` for project `name` placed at `target`, in mounting order."""
+    spec = manifest["tiers"][tier]
+    template = manifest["template"]
+    package = package_name(name)
+    tokens: Tokens = ((template["package"], package), (template["project"], name))
+    context = {"tier": tier, **options}
+    comp = (
+        compose(manifest, spec["extends"], options, name, target)
+        if "extends" in spec
+        else Composition()
+    )
+    comp.all_tokens.update((template["package"], template["project"]))
+
+    def place(relative: str) -> str:
+        return f"{target}/{relative}" if target else relative
+
+    for layer in spec["layers"]:
+        comp.mounts.append(Mount(layer, target, tokens, context))
+    for flag in spec.get("options", ()):
+        for layer in manifest["options"][flag]["values"][options[flag]]["layers"]:
+            comp.mounts.append(Mount(layer, target, tokens, context))
+    projects: dict[str, Any] = spec.get("projects", {})
+    for folder, project in projects.items():
+        project_options = {
+            flag: project["options"].get(
+                flag, options.get(flag, manifest["options"][flag]["default"])
+            )
+            for flag in manifest["tiers"][project["tier"]].get("options", ())
+        }
+        sub = compose(manifest, project["tier"], project_options, project["name"], place(folder))
+        comp.mounts += sub.mounts
+        comp.extra_files.update(sub.extra_files)
+        comp.removals += sub.removals + [
+            place(f"{folder}/{path}") for path in project.get("remove", ())
+        ]
+        comp.all_tokens |= sub.all_tokens
+    for service, service_spec in spec.get("services", {}).items():
+        service_tokens: Tokens = (
+            (template["service_package"], package_name(service)),
+            (template["service"], service),
+            *tokens,
+        )
+        comp.all_tokens.update((template["service_package"], template["service"]))
+        for layer in manifest["service_layers"]:
+            comp.mounts.append(Mount(layer, place(f"services/{service}"), service_tokens, context))
+        comp.descriptions[place(f"services/{service}/pyproject.toml")] = service_spec["description"]
+    for relative, source in spec.get("templates", {}).items():
+        comp.extra_files[place(relative)] = (TEMPLATES_DIR / source, tokens, context)
+    return comp
 
 
 def iter_tree(root: Path) -> list[Path]:
@@ -136,30 +281,93 @@ def iter_tree(root: Path) -> list[Path]:
     return found
 
 
-def render_text(text: str, project: str, package: str) -> str:
-    return text.replace(TEMPLATE_PACKAGE, package).replace(TEMPLATE_PROJECT, project)
+def rename(text: str, tokens: Tokens) -> str:
+    for old, new in tokens:
+        text = text.replace(old, new)
+    return text
 
 
-def render_path(relative: str, project: str, package: str) -> str:
-    return render_text(relative, project, package)
+def holds(
+    condition: str, context: Mapping[str, str], manifest: Mapping[str, Any], where: str
+) -> bool:
+    """`flag=a|b flag2!=c`: every term must hold."""
+    result = True
+    for term in condition.split():
+        match = re.fullmatch(r"([a-z]+)(!?=)([A-Za-z0-9_|-]+)", term)
+        if match is None:
+            raise ScaffoldError(f"{where}: bad condition term {term!r}: write flag=value|value")
+        flag, operator, values = match.groups()
+        wanted = set(values.split("|"))
+        known = (
+            set(manifest["tiers"])
+            if flag == "tier"
+            else set(manifest["options"].get(flag, {}).get("values", ()))
+        )
+        if flag not in context or not wanted <= known:
+            raise ScaffoldError(
+                f"{where}: condition {term!r} names an option or value that does not apply "
+                f"here (options here: {', '.join(sorted(context))})"
+            )
+        result = result and ((context[flag] in wanted) == (operator == "="))
+    return result
 
 
-def read_lines(path: Path) -> list[str]:
-    """Non-empty lines of a special file, with `#` comments dropped."""
+def apply_conditions(
+    text: str, context: Mapping[str, str], manifest: Mapping[str, Any], source: str
+) -> str:
+    """Evaluates `# forge:if` blocks and lines; drops snippet region marker lines."""
+    if "forge:" not in text and "--8<--" not in text:
+        return text
+    kept: list[str] = []
+    stack: list[tuple[int, bool]] = []
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        where = f"{source}:{number}"
+        if SNIPPET_MARKER_RE.search(line):
+            continue
+        if match := IF_RE.match(line):
+            outer = all(keep for _, keep in stack)
+            stack.append((number, outer and holds(match["cond"], context, manifest, where)))
+            continue
+        if END_RE.match(line):
+            if not stack:
+                raise ScaffoldError(f"{where}: '# forge:end' without '# forge:if'")
+            stack.pop()
+            continue
+        if "<!--" in line and ("forge:if" in line or "forge:end" in line):
+            raise ScaffoldError(
+                f"{where}: malformed marker {line.strip()!r}: write <!-- forge:if FLAG=VALUE --> "
+                "or <!-- forge:end --> alone on its line"
+            )
+        if not all(keep for _, keep in stack):
+            continue
+        if match := INLINE_IF_RE.search(line):
+            if not holds(match["cond"], context, manifest, where):
+                continue
+            ending = "\n" if line.endswith("\n") else ""
+            line = line[: match.start()] + ending
+        kept.append(line)
+    if stack:
+        raise ScaffoldError(f"{source}:{stack[-1][0]}: '# forge:if' without '# forge:end'")
+    return "".join(kept)
+
+
+def read_lines(text: str) -> list[str]:
+    """Non-empty lines of a control file, with `#` comments dropped."""
     lines = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         line = raw.strip()
         if line and not line.startswith("#"):
             lines.append(line)
     return lines
 
 
-def merge_dependencies(pyproject: str, extra: Sequence[str], source: str) -> str:
-    match = DEPS_BLOCK_RE.search(pyproject)
+def merge_dependencies(pyproject: str, extra: Sequence[str], source: str, block: str) -> str:
+    pattern = re.compile(rf"^{block} = \[\n(?P<body>.*?)^\]\n", re.MULTILINE | re.DOTALL)
+    match = pattern.search(pyproject)
     if match is None:
         raise ScaffoldError(
-            f"{source}: no 'dependencies = [' block ending with ']' on its own line; "
-            "keep the [project] dependencies list one requirement per line"
+            f"{source}: no '{block} = [' block ending with ']' on its own line; "
+            "keep the list one requirement per line"
         )
     existing = [
         line.strip().rstrip(",").strip('"')
@@ -175,7 +383,7 @@ def merge_dependencies(pyproject: str, extra: Sequence[str], source: str) -> str
         names.add(name)
         merged.append(req)
     body = "".join(f'    "{req}",\n' for req in sorted(merged, key=str.lower))
-    return pyproject[: match.start()] + f"dependencies = [\n{body}]\n" + pyproject[match.end() :]
+    return pyproject[: match.start()] + f"{block} = [\n{body}]\n" + pyproject[match.end() :]
 
 
 def requirement_name(requirement: str) -> str:
@@ -183,117 +391,41 @@ def requirement_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def render_conditionals(text: str, chosen: dict[str, str], source: str) -> str:
-    """Keeps the `forge:if` blocks whose option matches `chosen`; drops every marker line."""
-    kept: list[str] = []
-    condition: tuple[int, bool] | None = None  # (line of the opening marker, keep its lines)
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        opening = CONDITION_RE.match(line)
-        if opening:
-            if condition is not None:
-                raise ScaffoldError(
-                    f"{source}:{number}: forge:if inside the block opened on line "
-                    f"{condition[0]}: close it with <!-- forge:end --> first (no nesting)"
-                )
-            flag, values = opening["flag"], opening["values"].split("|")
-            allowed = OPTIONS.get(flag, ((), ""))[0]
-            unknown = [value for value in values if value not in allowed]
-            if flag not in OPTIONS or unknown:
-                problem = (
-                    f"no option --{flag}"
-                    if flag not in OPTIONS
-                    else f"--{flag} has no value {', '.join(unknown)}"
-                )
-                known = ", ".join(f"{name}={'|'.join(v)}" for name, (v, _) in OPTIONS.items())
-                raise ScaffoldError(
-                    f"{source}:{number}: forge:if {flag}={opening['values']}: {problem}; "
-                    f"known: {known}"
-                )
-            condition = (number, chosen.get(flag) in values)
-        elif CONDITION_END_RE.match(line):
-            if condition is None:
-                raise ScaffoldError(f"{source}:{number}: forge:end without a forge:if before it")
-            condition = None
-        elif "forge:if" in line or "forge:end" in line:
-            raise ScaffoldError(
-                f"{source}:{number}: malformed marker {line.strip()!r}: write "
-                "<!-- forge:if FLAG=VALUE --> or <!-- forge:end --> alone on its line"
-            )
-        elif condition is None or condition[1]:
-            kept.append(line)
-    if condition is not None:
-        raise ScaffoldError(f"{source}:{condition[0]}: forge:if never closed by <!-- forge:end -->")
-    return "".join(kept)
+def join(folder: str, relative: str) -> str:
+    return f"{folder}/{relative}" if folder and relative else folder or relative
 
 
-# Deployment overlays are whole files written for the default stack (PostgreSQL migrated by
-# Alembic, a separate job worker); they cannot follow other options, so say what to trim.
-DEPLOY_PARTS = {
-    "compose": (
-        "docker-compose.yml",
-        "the `postgres` and `migrate` services",
-        "the `worker` service",
-    ),
-    "k8s": ("k8s/", "migration-job.yaml and DATABASE_URL", "worker-deployment.yaml"),
-    "cloudrun": ("cloudrun/", "migrate-job.yaml and DATABASE_URL", "the worker (see its comments)"),
-}
-
-
-def deployment_notes(deploy: str, db: str, queue: str | None) -> list[str]:
-    if deploy not in DEPLOY_PARTS:
-        return []
-    where, database_parts, worker_parts = DEPLOY_PARTS[deploy]
-    notes = []
-    if db != "postgres":
-        notes.append(
-            f"{where} assumes PostgreSQL: with --db {db}, remove {database_parts}"
-            f" and the dependencies on them before deploying"
-        )
-    if queue in (None, "none"):
-        notes.append(f"{where} runs a job worker: without a queue, remove {worker_parts}")
-    return notes
-
-
-def build_plan(args: argparse.Namespace) -> Plan:
-    base = LAYERS_DIR / "tier1-base"
-    if not base.is_dir():
-        raise ScaffoldError(f"{base}: template tree missing; reinstall the skill")
-    project: str = args.name
-    package = package_name(project)
-    plan = Plan()
-    sources: dict[str, Path] = {}
-
-    selected = [(flag, getattr(args, flag)) for flag in OPTIONS]
-    if args.agent == "none" and args.queue != "none":
-        plan.notes.append(f"--queue {args.queue} ignored: --agent none has no agent jobs to queue")
-        selected = [(flag, value) for flag, value in selected if flag != "queue"]
-
-    plan.notes.extend(deployment_notes(args.deploy, args.db, dict(selected).get("queue")))
-
-    for path in iter_tree(base):
-        sources[path.relative_to(base).as_posix()] = path
-
-    deps: list[tuple[str, Path]] = []
-    env_blocks: list[tuple[str, Path]] = []
-    removals: list[str] = []
-    for flag, value in selected:
-        overlay = LAYERS_DIR / f"{flag}-{value}"
-        plan.overlays.append(f"{flag}-{value}")
-        if not overlay.is_dir():
-            # An option whose overlay is not written yet still renders; say so.
-            plan.notes.append(f"layers/{flag}-{value}/ has no files yet: base files only")
+def build_plan(
+    manifest: Mapping[str, Any], tier: str, options: Mapping[str, str], name: str
+) -> Plan:
+    comp = compose(manifest, tier, options, name)
+    plan = Plan(overlays=[f"{flag}-{value}" for flag, value in options.items()])
+    sources: dict[str, tuple[Path, Tokens, Mapping[str, str]]] = {}
+    controls: list[tuple[str, str, str, Path]] = []  # (kind, output folder, text, source)
+    removals = list(comp.removals)
+    for mount in comp.mounts:
+        root = LAYERS_DIR / mount.layer
+        if not root.is_dir():
+            # An option value whose layer is not written yet still renders; say so.
+            plan.notes.append(f"layers/{mount.layer}/ has no files yet: base files only")
             continue
-        for path in iter_tree(overlay):
-            relative = path.relative_to(overlay).as_posix()
-            if relative in SPECIAL_FILES:
-                if relative == "_deps.txt":
-                    deps.extend((req, path) for req in read_lines(path))
-                elif relative == "_env.txt":
-                    env_blocks.append((f"{flag}-{value}", path))
+        for path in iter_tree(root):
+            relative = rename(path.relative_to(root).as_posix(), mount.tokens)
+            folder = join(mount.target, relative.rpartition("/")[0])
+            if path.name in CONTROL_FILES:
+                text = rename(
+                    apply_conditions(
+                        path.read_text(encoding="utf-8"), mount.context, manifest, str(path)
+                    ),
+                    mount.tokens,
+                )
+                if path.name == "_remove.txt":
+                    removals += [join(folder, line) for line in read_lines(text)]
                 else:
-                    removals.extend(read_lines(path))
+                    controls.append((path.name, folder, text, path))
                 continue
-            sources[relative] = path
+            sources[join(mount.target, relative)] = (path, mount.tokens, mount.context)
+    sources.update(comp.extra_files)
 
     for removed in removals:
         prefix = removed.rstrip("/") + "/"
@@ -301,131 +433,80 @@ def build_plan(args: argparse.Namespace) -> Plan:
             if relative == removed or (removed.endswith("/") and relative.startswith(prefix)):
                 del sources[relative]
 
-    # A dropped option (the queue of --agent none) reads as "none" in README conditions.
-    chosen = {flag: "none" for flag in OPTIONS} | dict(selected)
-    for relative, path in sorted(sources.items()):
+    for relative, (path, tokens, context) in sorted(sources.items()):
         raw = path.read_bytes()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            plan.files[render_path(relative, project, package)] = raw
+            plan.files[relative] = raw
             continue
-        if relative.endswith(".md"):
-            text = render_conditionals(text, chosen, str(path))
-        plan.files[render_path(relative, project, package)] = render_text(
-            text, project, package
-        ).encode("utf-8")
+        text = apply_conditions(text, context, manifest, str(path))
+        plan.files[relative] = rename(text, tokens).encode("utf-8")
 
-    if "pyproject.toml" not in plan.files:
-        raise ScaffoldError(f"{base / 'pyproject.toml'}: missing from the template tree")
-    pyproject = plan.files["pyproject.toml"].decode("utf-8")
-    for req, path in deps:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?\s*[<>=!~;]", req):
-            raise ScaffoldError(f"{path}: {req!r} is not a requirement with a version bound")
-    pyproject = merge_dependencies(
-        pyproject, [render_text(req, project, package) for req, _ in deps], str(base)
-    )
-    plan.files["pyproject.toml"] = pyproject.encode("utf-8")
-
-    env_lines = plan.files.get(".env.example", b"").decode("utf-8").rstrip("\n").splitlines()
-    for label, path in env_blocks:
-        block = render_text(path.read_text(encoding="utf-8"), project, package).strip("\n")
-        keys = set()
-        for number, line in enumerate(block.splitlines(), start=1):
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                if "=" not in stripped:
-                    raise ScaffoldError(f"{path}:{number}: expected KEY=value or a # comment")
-                keys.add(stripped.split("=", 1)[0].strip())
-        # An option that sets a key already listed takes it over: one line per setting.
-        env_lines = [line for line in env_lines if line.split("=", 1)[0].strip() not in keys]
-        env_lines += ["", f"# --- {label} ---", *block.splitlines()]
-    plan.files[".env.example"] = ("\n".join(env_lines) + "\n").encode("utf-8")
-
-    check_rendered(plan, project, package)
-    return plan
-
-
-def build_tier2_plan(args: argparse.Namespace) -> Plan:
-    """Tier 2: `layers/tier2-base/` plus `layers/broker-<broker>/`, the gateway template, and
-    a Tier 1 project as `services/agent-service/`. A `_deps.txt` in any folder of an
-    overlay is merged into the `pyproject.toml` of that folder."""
-    base = LAYERS_DIR / "tier2-base"
-    overlay = LAYERS_DIR / f"broker-{args.broker}"
-    for folder in (base, overlay):
-        if not folder.is_dir():
-            raise ScaffoldError(f"{folder}: template tree missing; reinstall the skill")
-    project: str = args.name
-    package = package_name(project)
-    plan = Plan(overlays=[f"broker-{args.broker}"])
-    sources = {path.relative_to(base).as_posix(): path for path in iter_tree(base)}
-    deps: dict[str, list[tuple[str, Path]]] = {}
-    for path in iter_tree(overlay):
-        relative = path.relative_to(overlay).as_posix()
-        if path.name == "_deps.txt":
-            folder = relative.rpartition("/")[0]
-            deps.setdefault(folder, []).extend((req, path) for req in read_lines(path))
+    for kind, folder, text, path in controls:
+        if kind == "_deps.txt":
+            merge_deps_file(plan, folder, text, path)
         else:
-            sources[relative] = path
-    for relative, template in TIER2_TEMPLATES.items():
-        sources[relative] = SKILL_DIR / "assets" / "templates" / template
-
-    for relative, path in sorted(sources.items()):
-        text = render_text(path.read_text(encoding="utf-8"), project, package)
-        plan.files[render_path(relative, project, package)] = text.encode("utf-8")
-    for folder, requirements in deps.items():
-        target = render_path(f"{folder}/pyproject.toml", project, package)
-        if target not in plan.files:
-            raise ScaffoldError(f"{requirements[0][1]}: no {folder}/pyproject.toml to merge into")
-        merged = merge_dependencies(
-            plan.files[target].decode("utf-8"),
-            [render_text(req, project, package) for req, _ in requirements],
-            target,
+            merge_env_file(plan, folder, text, path)
+    for relative, description in comp.descriptions.items():
+        pyproject = plan.files[relative].decode("utf-8")
+        pyproject = re.sub(
+            r'(?m)^description = ".*"$',
+            f"description = {json.dumps(description)}",
+            pyproject,
+            count=1,
         )
-        plan.files[target] = merged.encode("utf-8")
-    check_rendered(plan, project, package)
-
-    agent_args = argparse.Namespace(
-        **{**vars(args), **TIER2_AGENT_SERVICE, "name": "agent-service"}
-    )
-    agent = build_plan(agent_args)
-    for relative, content in agent.files.items():
-        if relative != "docker-compose.yml":  # the system's compose file runs it
-            plan.files[f"services/agent-service/{relative}"] = content
-    plan.notes.append(
-        "services/agent-service is a Tier 1 project with "
-        + " ".join(f"--{flag} {value}" for flag, value in TIER2_AGENT_SERVICE.items())
-        + f" --agent {args.agent}"
-    )
+        plan.files[relative] = pyproject.encode("utf-8")
+    check_rendered(plan, comp.all_tokens, name)
     return plan
 
 
-def build_tier3_plan(args: argparse.Namespace) -> Plan:
-    """Tier 3: the Tier 2 system plus `tier3/` (order command and query services with the
-    event log, relay, projector and rebuild; infrastructure/, docs/), added whole files."""
-    tree = LAYERS_DIR / "tier3"
-    if not tree.is_dir():
-        raise ScaffoldError(f"{tree}: template tree missing; reinstall the skill")
-    project: str = args.name
-    package = package_name(project)
-    plan = build_tier2_plan(args)
-    for path in iter_tree(tree):
-        relative = render_path(path.relative_to(tree).as_posix(), project, package)
-        text = render_text(path.read_text(encoding="utf-8"), project, package)
-        plan.files[relative] = text.encode("utf-8")
-    check_rendered(plan, project, package)
-    return plan
+def merge_deps_file(plan: Plan, folder: str, text: str, path: Path) -> None:
+    target = join(folder, "pyproject.toml")
+    if target not in plan.files:
+        raise ScaffoldError(
+            f"{path}: no pyproject.toml in {folder or 'the output root'} to merge into"
+        )
+    groups: dict[str, list[str]] = {"dependencies": [], "dev": []}
+    block = "dependencies"
+    for line in read_lines(text):
+        if line == "[dev]":
+            block = "dev"
+            continue
+        if not REQUIREMENT_RE.match(line):
+            raise ScaffoldError(f"{path}: {line!r} is not a requirement with a version bound")
+        groups[block].append(line)
+    pyproject = plan.files[target].decode("utf-8")
+    for block, requirements in groups.items():
+        if requirements:
+            pyproject = merge_dependencies(pyproject, requirements, target, block)
+    plan.files[target] = pyproject.encode("utf-8")
 
 
-def check_rendered(plan: Plan, project: str, package: str) -> None:
+def merge_env_file(plan: Plan, folder: str, text: str, path: Path) -> None:
+    target = join(folder, ".env.example")
+    env_lines = plan.files.get(target, b"").decode("utf-8").rstrip("\n").splitlines()
+    block = text.strip("\n")
+    keys = set()
+    for number, line in enumerate(block.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            if "=" not in stripped:
+                raise ScaffoldError(f"{path}:{number}: expected KEY=value or a # comment")
+            keys.add(stripped.split("=", 1)[0].strip())
+    # An option that sets a key already listed takes it over: one line per setting.
+    env_lines = [line for line in env_lines if line.split("=", 1)[0].strip() not in keys]
+    label = path.parent.relative_to(LAYERS_DIR).parts[0]
+    env_lines += ["", f"# --- {label} ---", *block.splitlines()]
+    plan.files[target] = ("\n".join(env_lines) + "\n").encode("utf-8")
+
+
+def check_rendered(plan: Plan, tokens: set[str], name: str) -> None:
     """No template token may survive unless the chosen name itself contains it."""
-    tokens = [
-        token
-        for token, chosen in ((TEMPLATE_PACKAGE, package), (TEMPLATE_PROJECT, project))
-        if token not in chosen
-    ]
+    package = package_name(name)
+    left = [token for token in tokens if token not in name and token not in package]
     for relative, content in plan.files.items():
-        for token in tokens:
+        for token in left:
             if token in relative or token.encode() in content:
                 raise ScaffoldError(f"{relative}: template token {token!r} left unrendered")
 
@@ -464,12 +545,17 @@ def write_plan(plan: Plan, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        manifest = load_manifest()
+    except ScaffoldError as error:
+        print(f"scaffold_fastapi.py: error: {error}", file=sys.stderr)
+        return 1
+    parser = build_parser(manifest)
     args = parser.parse_args(argv)
+    options = resolve_options(parser, manifest, args)
     out: Path = args.out if args.out is not None else Path.cwd() / args.name
     try:
-        builders = {"1": build_plan, "2": build_tier2_plan, "3": build_tier3_plan}
-        plan = builders[args.tier](args)
+        plan = build_plan(manifest, args.tier, options, args.name)
         if args.dry_run:
             print(f"would write {len(plan.files)} files to {out}:")
             for relative in sorted(plan.files):
@@ -483,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"options: {' '.join(plan.overlays)}")
+    print(f"options: --tier {args.tier} " + " ".join(f"--{k} {v}" for k, v in options.items()))
     if not args.dry_run:
         print(f"next: cd {out} && see README.md (install, migrate, test, run)")
     return 0
