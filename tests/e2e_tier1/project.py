@@ -97,13 +97,14 @@ COMBOS: tuple[Combo, ...] = (
         deploy="serverless",
         queue="none",
     ),
+    # Compose without a database or a worker: the deployment files follow the options.
     Combo(
         "forge-claude",
-        db="postgres",
+        db="none",
         auth="jwt",
         agent="claude-agent-sdk",
         deploy="compose",
-        queue="arq",
+        queue="none",
     ),
 )
 DEFAULT = COMBOS[0]
