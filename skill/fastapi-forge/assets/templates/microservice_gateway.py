@@ -41,7 +41,7 @@ directly (ingress rule) or add a WebSocket relay. Breakers live in each process:
 ``--workers N`` every worker learns of an outage on its own (N x the threshold).
 
 Requirements (minimum versions):
-    fastapi>=0.164            # FastAPI(max_body_size=...)
+    fastapi[standard]>=0.164  # FastAPI(max_body_size=...)
     uvicorn[standard]>=0.33   # older ones miss client disconnects of streams
     h11>=0.16                 # uvicorn's; GatewayHTTPProtocol reads its states
     httpx>=0.28
