@@ -78,3 +78,17 @@ async def test_token_then_me(client: httpx.AsyncClient, app: FastAPI) -> None:
     assert me.json()["id"] == created["id"]
     assert me.json()["email"] == user["email"].lower()
     assert (await client.get("/users/me", headers={"authorization": "Bearer x"})).status_code == 401
+
+
+async def test_a_token_that_names_no_user_is_a_401(client: httpx.AsyncClient, app: FastAPI) -> None:
+    # Validly signed, but its subject is not a user id (a service's token, or a forged one).
+    for subject in ("order-query:rebuild", "not-a-uuid", "0" * 500):
+        token, _ = app.state.runtime.tokens.issue(subject)
+        response = await client.get("/users/me", headers={"authorization": f"Bearer {token}"})
+        assert response.status_code == 401, subject
+        error = response.json()["error"]
+        assert (error["code"], error["request_id"]) == (
+            "http_401",
+            response.headers["x-request-id"],
+        )
+        assert response.headers["www-authenticate"].startswith("Bearer")

@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,22 @@ class SignUp(BaseModel):
 class Credentials(BaseModel):
     email: Email
     password: str = Field(max_length=256)
+
+
+async def current_user_id(principal: CurrentPrincipal) -> uuid.UUID:
+    """The user a token names. A validly signed token whose subject is not a user id (a
+    service's token, or one minted with the shared secret) names nobody here: 401."""
+    try:
+        return uuid.UUID(principal.subject)
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the token does not identify a user",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+
+
+CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
 
 
 @router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
@@ -69,9 +85,9 @@ async def token(body: Credentials, runtime: RuntimeDep) -> TokenOut:
 
 
 @router.get("/me")
-async def me(principal: CurrentPrincipal, runtime: RuntimeDep) -> UserOut:
+async def me(user_id: CurrentUserId, runtime: RuntimeDep) -> UserOut:
     async with runtime.db.sessions() as session:
-        user = await session.get(User, uuid.UUID(principal.subject))
+        user = await session.get(User, user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
     return UserOut.model_validate(user)
