@@ -80,8 +80,8 @@ async def test_other_customers_orders_do_not_exist_for_you(
 async def test_the_feed_pages_through_the_log_in_order(
     client: httpx.AsyncClient, relay: httpx.AsyncClient, auth: Auth
 ) -> None:
-    headers = auth("erin")
-    placed = [await place(client, headers) for _ in range(3)]
+    placed = [await place(client, auth("erin")) for _ in range(3)]
+    headers = auth("order-query:rebuild")
     positions: list[int] = []
     seen: list[str] = []
     after = 0
@@ -114,3 +114,14 @@ async def test_the_event_log_refuses_edits(
                     await session.execute(StoredEvent.__table__.delete())
     finally:
         await db.close()
+
+
+async def test_the_feed_is_for_reader_services_only(relay: httpx.AsyncClient, auth: Auth) -> None:
+    # A user's token (user-service issues the user's id as subject), a test-style subject
+    # and a service that is not a feed reader are all refused.
+    for subject in (str(uuid.uuid4()), "erin", "notification-service:digest"):
+        response = await relay.get("/events", headers=auth(subject))
+        assert response.status_code == 403, subject
+        assert response.json()["error"]["code"] == "http_403"
+    assert (await relay.get("/events")).status_code == 401
+    assert (await relay.get("/events", headers=auth("order-query:rebuild"))).status_code == 200

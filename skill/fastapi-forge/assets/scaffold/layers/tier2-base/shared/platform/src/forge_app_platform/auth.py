@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,22 @@ from fastapi import Depends, HTTPException, Request, status
 
 from .settings import ServiceSettings
 
+# What the system issues tells the two kinds of token apart: user-service gives a user a
+# token whose subject is the user's id (a UUID), and a service's own job signs one whose
+# subject is "<service-name>:<job>" (order-query's rebuild: "order-query:rebuild"). No user
+# can get a subject of that form, so it is what marks a service token.
+SERVICE_SUBJECT = re.compile(r"([a-z][a-z0-9-]{0,62}):[a-z][a-z0-9-]{0,62}")
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     subject: str
+
+    @property
+    def service(self) -> str | None:
+        """The calling service's name for a service token; None for a user's."""
+        match = SERVICE_SUBJECT.fullmatch(self.subject)
+        return match.group(1) if match else None
 
 
 class TokenService:

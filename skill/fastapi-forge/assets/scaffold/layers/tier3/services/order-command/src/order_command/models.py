@@ -10,7 +10,9 @@ from sqlalchemy import (
     Identity,
     Integer,
     Numeric,
+    SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -48,3 +50,19 @@ class StoredEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key` and the answer it got, written in the transaction of the
+    order it created (no order without its key, nor the reverse). Keys are per principal;
+    the relay deletes them after `idempotency_key_retention_hours`."""
+
+    __tablename__ = "idempotency_keys"
+
+    principal: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 of the method, path and validated body: a reuse with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -2,8 +2,9 @@
 database as its own deployable (scaled apart from the API; replicas share the work through
 SKIP LOCKED), plus the event log feed that read models are rebuilt from.
 
-Not routed by the gateway: only other services (a rebuild job) read the feed, with a
-service token.
+Not routed by the gateway: only other services (order-query's rebuild) read the feed, with
+a service token (`forge_app_platform.auth.Principal.service`) of a service listed in
+EVENT_FEED_READERS; a user's token gets 403.
 """
 
 import asyncio
@@ -11,7 +12,7 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, cast
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from prometheus_client import Gauge
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select
@@ -22,12 +23,12 @@ from forge_app_platform.app import (
     RuntimeDep,
     create_service_app,
 )
-from forge_app_platform.auth import CurrentPrincipal
+from forge_app_platform.auth import CurrentPrincipal, Principal
 from forge_app_platform.outbox import run_relay
 from forge_app_platform.tables import OutboxEvent
 
 from .config import Settings, get_settings
-from .models import StoredEvent
+from .models import IdempotencyKey, StoredEvent
 
 OUTBOX_LAG = Gauge(
     "outbox_oldest_unpublished_age_seconds",
@@ -35,7 +36,17 @@ OUTBOX_LAG = Gauge(
 )
 OUTBOX_UNPUBLISHED = Gauge("outbox_unpublished_events", "Committed events not published yet.")
 
-feed = APIRouter(prefix="/events", tags=["event log"])
+
+async def feed_reader(principal: CurrentPrincipal, runtime: RuntimeDep) -> Principal:
+    # The log holds every customer's orders: a valid user token is not enough.
+    if principal.service not in cast(Settings, runtime.settings).event_feed_readers:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "the event log is readable by reader services only"
+        )
+    return principal
+
+
+feed = APIRouter(prefix="/events", tags=["event log"], dependencies=[Depends(feed_reader)])
 
 
 class LoggedEvent(BaseModel):
@@ -51,7 +62,6 @@ class EventPage(BaseModel):
 
 @feed.get("")
 async def read_log(
-    principal: CurrentPrincipal,
     runtime: RuntimeDep,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1)] = 500,
@@ -80,7 +90,8 @@ async def outbox_relay(runtime: Runtime) -> None:
 
 
 async def watch_outbox(runtime: Runtime) -> None:
-    """Exports the relay's lag and deletes published rows past their retention."""
+    """Exports the relay's lag; deletes published rows and idempotency keys past their
+    retention."""
     settings = cast(Settings, runtime.settings)
     while not runtime.stop.is_set():
         async with runtime.db.sessions() as session, session.begin():
@@ -93,6 +104,12 @@ async def watch_outbox(runtime: Runtime) -> None:
             ).one()
             cutoff = datetime.now(UTC) - timedelta(hours=settings.outbox_retention_hours)
             await session.execute(delete(OutboxEvent).where(OutboxEvent.published_at < cutoff))
+            keys_cutoff = datetime.now(UTC) - timedelta(
+                hours=settings.idempotency_key_retention_hours
+            )
+            await session.execute(
+                delete(IdempotencyKey).where(IdempotencyKey.created_at < keys_cutoff)
+            )
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
         OUTBOX_LAG.set(max(age, 0.0))
         OUTBOX_UNPUBLISHED.set(waiting)

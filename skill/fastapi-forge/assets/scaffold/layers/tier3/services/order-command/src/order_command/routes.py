@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -18,10 +19,11 @@ from forge_app_common.orders import (
     OrderEvent,
     OrderPlaced,
 )
-from forge_app_platform.app import RuntimeDep
+from forge_app_platform.app import RuntimeDep, error_response
 from forge_app_platform.auth import CurrentPrincipal
 
 from .events import append
+from .idempotency import REPLAYED_HEADER, claim, fingerprint
 from .models import Order
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -48,10 +50,30 @@ class Accepted(BaseModel):
     status: Status
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        description=(
+            "A unique value per order the client means to place (a UUID). Retrying with the "
+            "same key and body replays the first answer (header Idempotent-Replayed: true) "
+            "instead of placing another order; the same key with another body is refused "
+            "with 422 idempotency_key_reused. Keys are per caller and kept for "
+            "IDEMPOTENCY_KEY_RETENTION_HOURS (24 by default)."
+        ),
+    ),
+]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Accepted)
 async def place_order(
-    body: PlaceOrder, request: Request, principal: CurrentPrincipal, runtime: RuntimeDep
-) -> Accepted:
+    body: PlaceOrder,
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Accepted | JSONResponse:
     now = datetime.now(UTC)
     order = Order(
         id=uuid.uuid4(),
@@ -65,11 +87,36 @@ async def place_order(
     event = OrderPlaced(
         order_id=order.id, version=1, customer_id=order.customer_id, total=order.total
     )
+    accepted = Accepted(order_id=order.id, version=1, status="placed")
     async with runtime.db.sessions() as session, session.begin():
+        if idempotency_key is not None:
+            request_fingerprint = fingerprint("POST /orders", body)
+            earlier = await claim(
+                session,
+                principal.subject,
+                idempotency_key,
+                request_fingerprint,
+                status.HTTP_201_CREATED,
+                accepted.model_dump(mode="json"),
+            )
+            if earlier is not None and earlier.fingerprint != request_fingerprint:
+                return error_response(
+                    request,
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with another request body; "
+                    "use a new key for a new order",
+                )
+            if earlier is not None:
+                return JSONResponse(
+                    earlier.response,
+                    status_code=earlier.status_code,
+                    headers={REPLAYED_HEADER: "true"},
+                )
         session.add(order)
         # Same transaction as the state: no change without its event, nor the reverse.
         await append(session, event, runtime.settings.service_name, request.state.request_id)
-    return Accepted(order_id=order.id, version=1, status="placed")
+    return accepted
 
 
 async def transition(
