@@ -9,7 +9,7 @@ pyproject.toml).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import structlog
@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from .config import Settings, get_settings
 from .errors import install_error_handlers
+from .hooks import load_hooks
 from .logging_config import configure_logging
 from .metrics import mark_process_dead
 from .middleware.auth import AuthMiddleware
@@ -38,7 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_resources(settings, authenticator) as resources:
+        async with open_resources(settings, authenticator) as resources, AsyncExitStack() as hooks:
+            for hook in load_hooks().api_lifespan:
+                await hooks.enter_async_context(hook(resources))
             log.info("startup", app=settings.app_name, environment=settings.environment)
             # Lifespan state: copied into every request's `request.state`.
             yield {"resources": resources}

@@ -1,15 +1,17 @@
-"""Jobs in PostgreSQL (table `agent_jobs`); each transition is one conditional UPDATE."""
+"""Jobs in PostgreSQL (table `agent_jobs`); each transition is one conditional UPDATE,
+in a transaction the `job_changed` hooks (hooks.py) write into."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..hooks import JobChanged, load_hooks
 from ..models.database import AgentJob
 from ..models.schemas import JobStatus
 from .jobs import JobRecord, utcnow
@@ -31,8 +33,11 @@ def parse_id(job_id: str) -> uuid.UUID | None:
 
 
 class SqlJobStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], on_change: Sequence[JobChanged] = ()
+    ) -> None:
         self.sessions = sessions
+        self.on_change = on_change
 
     async def create(self, *, owner: str, prompt: str, model: str | None) -> JobRecord:
         row = AgentJob(
@@ -73,9 +78,14 @@ class SqlJobStore:
         )
         async with self.sessions.begin() as session:
             row = await session.scalar(statement)
-            return to_record(row) if row is not None else None
+            if row is None:
+                return None
+            record = to_record(row)
+            for hook in self.on_change:
+                await hook(session, record)
+            return record
 
 
 def build_job_store(settings: Settings, *, redis: Redis, database: Database | None) -> SqlJobStore:
     assert database is not None, "PostgreSQL projects always open the database"
-    return SqlJobStore(database.sessions)
+    return SqlJobStore(database.sessions, load_hooks().job_changed)

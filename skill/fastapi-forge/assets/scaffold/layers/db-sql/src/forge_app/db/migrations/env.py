@@ -9,13 +9,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from forge_app.db.session import DatabaseSettings
+from forge_app.hooks import load_hooks
 from forge_app.models.database import Base
 
 config = context.config
 if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, *load_hooks().metadata]
 
 
 # --8<-- [start:url]
