@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -20,8 +21,9 @@ from pydantic import ValidationError
 
 from forge_app_common import Envelope
 
-from .bus import EVENTS_CONSUMED, Handler, dead_letter_topic
+from .bus import EVENTS_CONSUMED, Handler, dead_letter_topic, deliver
 from .settings import ServiceSettings
+from .tracing import text_headers
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,15 @@ class KafkaBroker:
         await self.producer.client.fetch_all_metadata()
         return True
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(
+        self, topic: str, envelope: Envelope, headers: Mapping[str, str] | None = None
+    ) -> None:
         # Keyed by event id: a partition per key keeps one event's copies in order.
         await self.producer.send_and_wait(
-            topic, envelope.model_dump_json().encode(), key=str(envelope.event_id).encode()
+            topic,
+            envelope.model_dump_json().encode(),
+            key=str(envelope.event_id).encode(),
+            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
         )
 
     async def consume(self, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:
@@ -76,7 +83,10 @@ class KafkaBroker:
                 )
                 for records in batches.values():
                     for record in records:
-                        await self._handle_record(topic, group, record.value or b"", handle)
+                        headers = text_headers(dict(record.headers or ()))
+                        await self._handle_record(
+                            topic, group, record.value or b"", headers, handle
+                        )
                 if batches:
                     await consumer.commit()
         except KafkaError:
@@ -85,7 +95,9 @@ class KafkaBroker:
         finally:
             await consumer.stop()
 
-    async def _handle_record(self, topic: str, group: str, value: bytes, handle: Handler) -> None:
+    async def _handle_record(
+        self, topic: str, group: str, value: bytes, headers: dict[str, str], handle: Handler
+    ) -> None:
         try:
             envelope = Envelope.model_validate_json(value)
         except ValidationError as exc:
@@ -93,7 +105,7 @@ class KafkaBroker:
             return
         for attempt in range(1, self.settings.consumer_max_deliveries + 1):
             try:
-                await handle(envelope)
+                await deliver(handle, topic, group, envelope, headers)
                 return
             except Exception as exc:
                 EVENTS_CONSUMED.labels(topic, group, "failed").inc()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 import aio_pika
 from aio_pika.abc import (
@@ -26,8 +27,9 @@ from pydantic import ValidationError
 
 from forge_app_common import Envelope
 
-from .bus import EVENTS_CONSUMED, Handler, dead_letter_topic
+from .bus import EVENTS_CONSUMED, Handler, dead_letter_topic, deliver
 from .settings import ServiceSettings
+from .tracing import text_headers
 
 log = logging.getLogger(__name__)
 EXCHANGE = "forge_app.events"
@@ -61,7 +63,9 @@ class RabbitMQBroker:
     async def ping(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(
+        self, topic: str, envelope: Envelope, headers: Mapping[str, str] | None = None
+    ) -> None:
         if self._exchange is None:
             raise RuntimeError("broker not started")
         # With publisher confirms this returns once RabbitMQ has taken the message.
@@ -72,6 +76,7 @@ class RabbitMQBroker:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=str(envelope.event_id),
                 type=envelope.type,
+                headers=dict(headers or {}),
             ),
             routing_key=topic,
             mandatory=True,
@@ -141,7 +146,7 @@ class RabbitMQBroker:
                 await message.reject(requeue=False)  # to the dead-letter exchange
                 continue
             try:
-                await handle(envelope)
+                await deliver(handle, topic, group, envelope, text_headers(message.headers))
             except Exception:
                 EVENTS_CONSUMED.labels(topic, group, "failed").inc()
                 log.exception("event %s (%s) failed", envelope.event_id, envelope.type)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,11 +22,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from forge_app_common import Envelope
 
-from .bus import EVENTS_CONSUMED, Handler, dead_letter_topic
+from .bus import EVENTS_CONSUMED, Handler, dead_letter_topic, deliver
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 STREAM_MAXLEN = 1_000_000  # approximate trim: bounded memory, trimming never blocks Redis
+# An entry's own fields; every other field is a message header (trace context).
+BODY_FIELDS = ("event", "type")
 Entry = tuple[str, dict[str, str] | None]
 
 
@@ -45,10 +48,13 @@ class RedisStreamsBroker:
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(
+        self, topic: str, envelope: Envelope, headers: Mapping[str, str] | None = None
+    ) -> None:
+        extra = {k: v for k, v in (headers or {}).items() if k not in BODY_FIELDS}
         await self.redis.xadd(
             topic,
-            {"event": envelope.model_dump_json(), "type": envelope.type},
+            {**extra, "event": envelope.model_dump_json(), "type": envelope.type},
             maxlen=STREAM_MAXLEN,
             approximate=True,
         )
@@ -132,8 +138,9 @@ class RedisStreamsBroker:
                 await self._dead_letter(topic, group, entry_id, fields, exc)
                 done.append(entry_id)
                 continue
+            headers = {k: v for k, v in fields.items() if k not in BODY_FIELDS}
             try:
-                await handle(envelope)
+                await deliver(handle, topic, group, envelope, headers)
             except Exception as exc:
                 EVENTS_CONSUMED.labels(topic, group, "failed").inc()
                 log.exception("event %s (%s) failed", envelope.event_id, envelope.type)

@@ -8,12 +8,14 @@ make that safe by recording the event id with the effect (`inbox.handle_once`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from prometheus_client import Counter
 
 from forge_app_common import Envelope
+
+from .tracing import consumer_span
 
 Handler = Callable[[Envelope], Awaitable[None]]
 
@@ -30,6 +32,15 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+async def deliver(
+    handle: Handler, topic: str, group: str, envelope: Envelope, headers: Mapping[str, str]
+) -> None:
+    """Every adapter hands each event to its handler through here: in a consumer span
+    that continues the trace in the message's headers."""
+    with consumer_span(topic, group, envelope, headers):
+        await handle(envelope)
+
+
 class Broker(Protocol):
     async def start(self) -> None: ...
 
@@ -39,8 +50,11 @@ class Broker(Protocol):
         """True when the broker answers; used by /health/ready."""
         ...
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
-        """Returns once the broker has accepted the event (durably where it can)."""
+    async def publish(
+        self, topic: str, envelope: Envelope, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Returns once the broker has accepted the event (durably where it can).
+        `headers` (trace context) travel as the broker's message headers."""
         ...
 
     async def consume(self, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:

@@ -18,15 +18,22 @@ from forge_app_common import Envelope
 
 from .bus import EVENTS_PUBLISHED, Broker
 from .tables import OutboxEvent
+from .tracing import producer_span
 
 log = logging.getLogger(__name__)
 
 
 def add_event(session: AsyncSession, topic: str, envelope: Envelope) -> None:
     """Call inside the business transaction; its commit makes change and event atomic."""
-    session.add(
-        OutboxEvent(id=envelope.event_id, topic=topic, payload=envelope.model_dump(mode="json"))
-    )
+    with producer_span(topic, envelope) as headers:
+        session.add(
+            OutboxEvent(
+                id=envelope.event_id,
+                topic=topic,
+                headers=headers,
+                payload=envelope.model_dump(mode="json"),
+            )
+        )
 
 
 # --8<-- [start:relay]
@@ -45,7 +52,7 @@ async def relay_once(
             )
         ).all()
         for row in rows:
-            await broker.publish(row.topic, Envelope.model_validate(row.payload))
+            await broker.publish(row.topic, Envelope.model_validate(row.payload), row.headers)
             EVENTS_PUBLISHED.labels(row.topic).inc()
             row.published_at = datetime.now(UTC)
         return len(rows)

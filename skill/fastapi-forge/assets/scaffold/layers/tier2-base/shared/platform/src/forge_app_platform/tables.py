@@ -27,6 +27,8 @@ class OutboxEvent(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     topic: Mapped[str] = mapped_column(String(200))
+    # Message headers: the trace context of the code that created the event.
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

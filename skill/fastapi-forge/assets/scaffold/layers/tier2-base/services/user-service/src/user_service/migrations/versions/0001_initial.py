@@ -29,6 +29,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
