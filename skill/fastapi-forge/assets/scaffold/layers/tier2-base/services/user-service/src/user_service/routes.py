@@ -1,12 +1,19 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from forge_app_common import TOPIC_USERS, Envelope, TokenOut, UserOut, UserRegistered
+from forge_app_common import (
+    TOPIC_USERS,
+    Envelope,
+    TokenOut,
+    UserDeleted,
+    UserOut,
+    UserRegistered,
+)
 from forge_app_platform.app import RuntimeDep
 from forge_app_platform.auth import CurrentPrincipal
 from forge_app_platform.outbox import add_event
@@ -91,6 +98,26 @@ async def me(user_id: CurrentUserId, runtime: RuntimeDep) -> UserOut:
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
     return UserOut.model_validate(user)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_me(user_id: CurrentUserId, request: Request, runtime: RuntimeDep) -> Response:
+    """Deletes the account; other services drop what they hold for it on `user.deleted`
+    (agent-service cancels the user's queued and running jobs)."""
+    async with runtime.db.sessions() as session, session.begin():
+        deleted = await session.scalar(delete(User).where(User.id == user_id).returning(User.id))
+        if deleted is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+        add_event(
+            session,
+            TOPIC_USERS,
+            Envelope.wrap(
+                UserDeleted(user_id=user_id),
+                producer=runtime.settings.service_name,
+                correlation_id=request.state.request_id,
+            ),
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/count")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # One topic (Redis stream, RabbitMQ routing key, Kafka topic) per producing domain.
 TOPIC_USERS = "users.events"
+TOPIC_AGENTS = "agents.events"
 
 
 class EventPayload(BaseModel):
@@ -32,6 +33,25 @@ class UserRegistered(EventPayload):
     user_id: uuid.UUID
     email: str
     display_name: str
+
+
+class UserDeleted(EventPayload):
+    """The account is gone: services drop or stop what they hold for it."""
+
+    event_type: ClassVar[str] = "user.deleted"
+
+    user_id: uuid.UUID
+
+
+class AgentRunFinished(EventPayload):
+    """An agent job reached a final state (published once per job, with that state)."""
+
+    event_type: ClassVar[str] = "agent.run.finished"
+
+    job_id: uuid.UUID
+    user_id: uuid.UUID
+    status: Literal["completed", "failed", "cancelled"]
+    error: str | None = None
 
 
 class Envelope(BaseModel):
@@ -66,7 +86,8 @@ class UnknownEventError(ValueError):
 
 
 KNOWN_EVENTS: dict[tuple[str, int], type[EventPayload]] = {
-    (UserRegistered.event_type, UserRegistered.schema_version): UserRegistered,
+    (model.event_type, model.schema_version): model
+    for model in (UserRegistered, UserDeleted, AgentRunFinished)
 }
 
 

@@ -4,10 +4,11 @@ request ids, the error envelope, /health, /health/ready and /metrics."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -39,10 +40,10 @@ class Runtime:
     broker: Broker
     tokens: TokenService
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 Background = Callable[[Runtime], Coroutine[Any, Any, None]]
+Loop = Callable[[], Awaitable[None]]
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -156,17 +157,35 @@ async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def supervise(loop: Background, runtime: Runtime) -> None:
+async def supervise(name: str, loop: Loop, stop: asyncio.Event) -> None:
     """Restarts a background loop that crashed (a bug or a lost connection) after a pause."""
-    while not runtime.stop.is_set():
+    while not stop.is_set():
         try:
-            await loop(runtime)
+            await loop()
         except Exception:
-            log.exception("background loop %s crashed; restarting", loop.__name__)
+            log.exception("background loop %s crashed; restarting", name)
             with suppress(TimeoutError):
-                await asyncio.wait_for(runtime.stop.wait(), 1.0)
+                await asyncio.wait_for(stop.wait(), 1.0)
         else:
             return
+
+
+@asynccontextmanager
+async def background_loops(loops: Mapping[str, Loop], stop: asyncio.Event) -> AsyncIterator[None]:
+    """Runs `loops` (consumers, the outbox relay) supervised until the block ends; then
+    sets `stop` and gives them 10 s to finish their batch. Unacknowledged events are
+    redelivered anyway."""
+    tasks = [
+        asyncio.create_task(supervise(name, loop, stop), name=name) for name, loop in loops.items()
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
 
 
 def create_service_app(
@@ -187,18 +206,11 @@ def create_service_app(
         await broker.start()
         runtime = Runtime(settings, db, broker, TokenService(settings))
         app.state.runtime = runtime
-        for loop in background:
-            task = asyncio.create_task(supervise(loop, runtime), name=loop.__name__)
-            runtime.tasks.append(task)
+        loops = {loop.__name__: functools.partial(loop, runtime) for loop in background}
         try:
-            yield
+            async with background_loops(loops, runtime.stop):
+                yield
         finally:
-            # The current batch finishes; unacknowledged events are redelivered anyway.
-            runtime.stop.set()
-            if runtime.tasks:
-                _, pending = await asyncio.wait(runtime.tasks, timeout=10)
-                for task in pending:
-                    task.cancel()
             await broker.close()
             await db.close()
 
