@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from forge_app_platform.migrations import create_inbox, drop_inbox
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -30,15 +32,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_order_views_customer", "order_views", ["customer_id", "placed_at"])
     # The inbox of forge_app_platform.tables (the projector's processed events).
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.String(100), primary_key=True),
-        sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-    )
+    create_inbox()
 
 
 def downgrade() -> None:
-    op.drop_table("processed_events")
+    drop_inbox()
     op.drop_index("ix_order_views_customer", table_name="order_views")
     op.drop_table("order_views")

@@ -7,8 +7,7 @@ Revises: 0001
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from forge_app_platform.migrations import create_inbox, create_outbox, drop_inbox, drop_outbox
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -17,30 +16,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("topic", sa.String(200), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=True),
-        sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["created_at"],
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.String(100), primary_key=True),
-        sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-    )
+    create_outbox()
+    create_inbox()
 
 
 def downgrade() -> None:
-    op.drop_table("processed_events")
-    op.drop_index("ix_outbox_unpublished", table_name="outbox")
-    op.drop_table("outbox")
+    drop_inbox()
+    drop_outbox()
