@@ -4,7 +4,6 @@ virtualenv for all services (pip cache in .cache/pip), RabbitMQ ensured by scrip
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from forge_testing import REPO_ROOT, redis_database
 
-from .system import Venv, install, rabbit_vhost, scaffold
+from .system import Venv, rabbit_vhost, shared_systems
 
 
 @dataclass
@@ -25,16 +24,11 @@ class Build:
 
 @pytest.fixture(scope="session")
 def tier2(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    parent = tmp_path_factory.mktemp("tier2")
-    started = time.monotonic()
-    redis_project = scaffold(parent, "redis")
-    rabbit_project = scaffold(parent, "rabbitmq")
-    kafka_project = scaffold(parent, "kafka")
-    venv = install(redis_project, parent / "venv")
-    print(
-        f"\n[e2e-tier2] scaffolded and installed in {time.monotonic() - started:.0f}s"
+    systems = shared_systems(tmp_path_factory)  # shared with the Tier 3 suite
+    projects = systems.tier2
+    return Build(
+        projects["redis"], projects["rabbitmq"], projects["kafka"], systems.venv
     )
-    return Build(redis_project, rabbit_project, kafka_project, venv)
 
 
 @pytest.fixture(scope="session")

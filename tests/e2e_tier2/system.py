@@ -29,6 +29,10 @@ from forge_testing import (
 )
 
 SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
+# uv from the repository's test venv; the systems' venv uses that venv's base interpreter.
+UV = Path(sys.executable).parent / "uv"
+BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
+UV_CACHE_DIR = REPO_ROOT / ".cache" / "uv"
 NAME = "shop"
 JWT_SECRET = "e2e-tier2-secret-" + "x" * 40
 # (folder, import path, uvicorn extra args, gateway prefix)
@@ -80,17 +84,18 @@ def base_env() -> dict[str, str]:
     }
     env["PIP_CACHE_DIR"] = str(PIP_CACHE_DIR)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["UV_CACHE_DIR"] = str(UV_CACHE_DIR)
     return env
 
 
-def scaffold(parent: Path, broker: str) -> Path:
-    out = parent / f"{NAME}-{broker}"
+def scaffold(parent: Path, broker: str, tier: int = 2) -> Path:
+    out = parent / f"{NAME}-tier{tier}-{broker}"
     run(
         [
             sys.executable,
             str(SCAFFOLD),
             "--tier",
-            "2",
+            str(tier),
             "--name",
             NAME,
             "--broker",
@@ -117,22 +122,67 @@ class Venv:
 
 
 def install_editables(project: Path, venv_dir: Path, requirements: list[str]) -> Venv:
-    """A new virtualenv under `venv_dir` with `requirements` (pip arguments, run in
-    `project`) installed; shared by the Tier 2 and Tier 3 suites."""
-    run([sys.executable, "-m", "venv", str(venv_dir)], cwd=project, env=base_env())
+    """A new virtualenv under `venv_dir` with `requirements` (pip-style arguments, run in
+    `project`) installed with uv."""
+    run(
+        [str(UV), "venv", "--python", str(BASE_PYTHON), str(venv_dir)],
+        cwd=project,
+        env=base_env(),
+    )
     venv = Venv(venv_dir)
-    pip = [str(venv.python), "-m", "pip", "install", "--quiet", "--progress-bar", "off"]
-    run([*pip, *requirements], cwd=project, env=base_env())
+    run(
+        [str(UV), "pip", "install", "--python", str(venv.python), *requirements],
+        cwd=project,
+        env=base_env(),
+    )
     return venv
 
 
-def install(project: Path, venv_dir: Path) -> Venv:
-    """ONE virtualenv for every service (the same dependency set everywhere), plus the
-    RabbitMQ and Kafka clients so those variants run or import from their sources."""
-    editables = [arg for package in EDITABLE for arg in ("--editable", package)]
-    return install_editables(
-        project, venv_dir, [*editables, "aio-pika>=9.5.0", "aiokafka>=0.12.0"]
-    )
+@dataclass
+class Systems:
+    """Every generated system the Tier 2 and Tier 3 suites run, and the ONE virtualenv
+    they share: Tier 2's packages installed editable from the Redis variant, Tier 3's
+    order services from its Redis variant, both broker clients. Another variant runs from
+    its own sources ahead of those (`source_path`): same distributions, its own code."""
+
+    tier2: dict[str, Path]
+    tier3: dict[str, Path]
+    venv: Venv
+
+
+_systems: Systems | None = None
+
+
+def shared_systems(tmp_path_factory: object) -> Systems:
+    """Built once per test session, whichever suite asks first."""
+    global _systems
+    if _systems is None:
+        import pytest
+
+        assert isinstance(tmp_path_factory, pytest.TempPathFactory)
+        parent = tmp_path_factory.mktemp("systems")
+        started = time.monotonic()
+        tier2 = {b: scaffold(parent, b) for b in ("redis", "rabbitmq", "kafka")}
+        tier3 = {b: scaffold(parent, b, tier=3) for b in ("redis", "rabbitmq")}
+        editables = [arg for package in EDITABLE for arg in ("--editable", package)]
+        orders = [
+            arg
+            for service in ("order-command", "order-query")
+            for arg in (
+                "--editable",
+                str(tier3["redis"] / "services" / f"{service}[dev]"),
+            )
+        ]
+        venv = install_editables(
+            tier2["redis"],
+            parent / "venv",
+            [*editables, *orders, "aio-pika>=9.5.0", "aiokafka>=0.12.0"],
+        )
+        print(
+            f"\n[e2e] systems scaffolded and installed in {time.monotonic() - started:.0f}s"
+        )
+        _systems = Systems(tier2, tier3, venv)
+    return _systems
 
 
 @dataclass
@@ -212,7 +262,11 @@ def source_path(project: Path) -> str:
             "shared/platform/src",
             "services/user-service/src",
             "services/notification-service/src",
+            "services/agent-service/src",
+            "services/order-command/src",
+            "services/order-query/src",
         )
+        if (project / p).is_dir()
     )
 
 
@@ -255,7 +309,8 @@ def running_system(
                 metrics_dir.mkdir(parents=True)
                 env |= {
                     "AGENT_RUNNER": "fake",
-                    "REDIS_URL": broker_url,
+                    # Its job queue is on Redis whatever the broker is.
+                    "REDIS_URL": common.get("REDIS_URL", broker_url),
                     "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                     "RATE_LIMIT_REQUESTS": "1000",
                 }

@@ -1,35 +1,67 @@
-"""Builds the Tier 3 system once per session (scaffold, one virtualenv, pip cache in
-.cache/pip); each test gets fresh databases and a Redis database of its own."""
+"""The Tier 3 system per broker (Redis Streams, RabbitMQ), scaffolded once per session
+with the virtualenv the Tier 2 suite shares; each test gets fresh databases and a broker
+namespace of its own (a Redis database, a RabbitMQ vhost)."""
 
 from __future__ import annotations
 
-import time
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from forge_testing import redis_database
+from e2e_tier2.system import base_env, rabbit_vhost, shared_systems, source_path
+from forge_testing import REPO_ROOT, redis_database
 
-from .system import Orders, Venv, install, running_orders, scaffold
+from .system import Orders, Venv, running_orders
+
+BROKERS = ("redis", "rabbitmq")
 
 
 @dataclass
 class Build:
-    project: Path
+    projects: dict[str, Path]
     venv: Venv
+
+    @property
+    def project(self) -> Path:
+        """The Redis variant: the files every variant has alike are checked there."""
+        return self.projects["redis"]
+
+    def env(self, broker: str = "redis") -> dict[str, str]:
+        """The environment that runs a variant's own code from the shared venv."""
+        return base_env() | {"PYTHONPATH": source_path(self.projects[broker])}
 
 
 @pytest.fixture(scope="session")
 def tier3(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    parent = tmp_path_factory.mktemp("tier3")
-    started = time.monotonic()
-    project = scaffold(parent)
-    venv = install(project, parent / "venv")
-    print(
-        f"\n[e2e-tier3] scaffolded and installed in {time.monotonic() - started:.0f}s"
+    systems = shared_systems(tmp_path_factory)  # shared with the Tier 2 suite
+    return Build(systems.tier3, systems.venv)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_ready() -> None:
+    subprocess.run(
+        [str(REPO_ROOT / "scripts" / "rabbitmq"), "ensure"], check=True, timeout=600
     )
-    return Build(project, venv)
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str:
+    """Redis Streams unless a test module parametrizes it (test_cqrs: every broker)."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def broker_url(
+    broker: str, redis_base_url: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    if broker == "rabbitmq":
+        request.getfixturevalue("rabbitmq_ready")
+        yield from rabbit_vhost()
+    else:
+        with redis_database(redis_base_url) as url:
+            yield url
 
 
 @pytest.fixture
@@ -40,9 +72,15 @@ def redis_broker_url(redis_base_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def orders(
-    tier3: Build, pg_admin_url: str, redis_broker_url: str, tmp_path: Path
+    tier3: Build, broker: str, pg_admin_url: str, broker_url: str, tmp_path: Path
 ) -> Iterator[Orders]:
     with running_orders(
-        tier3.project, tier3.venv, pg_admin_url, redis_broker_url, tmp_path / "logs"
+        tier3.projects[broker],
+        tier3.venv,
+        pg_admin_url,
+        broker_url,
+        tmp_path / "logs",
+        tier3.env(broker)["PYTHONPATH"],
     ) as system:
+        system.broker = broker
         yield system

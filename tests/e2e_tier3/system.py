@@ -1,13 +1,12 @@
 """The generated Tier 3 order services as local processes: command API, relay, query API and
-projector (real uvicorn processes), each side with a throwaway PostgreSQL database, the
-test Redis as the event bus."""
+projector (real uvicorn processes), each side with a throwaway PostgreSQL database, on the
+variant's broker (a Redis database or a RabbitMQ vhost of the test's own)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,20 +18,13 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
-from e2e_tier2.system import Service, Venv, base_env, install_editables, run
-from forge_testing import REPO_ROOT, free_port, throwaway_database
+from e2e_tier2.system import Service, Venv, base_env, run
+from forge_testing import free_port, throwaway_database
 from prometheus_client.parser import text_string_to_metric_families
 
-SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
 NAME = "shop"
 JWT_SECRET = "e2e-tier3-secret-" + "x" * 40
 TOPIC = "orders.events"
-PACKAGES = (
-    "shared/common",
-    "shared/platform",
-    "services/order-command",
-    "services/order-query",
-)
 # process -> (service folder, uvicorn factory, database side)
 PROCESSES = {
     "command": ("order-command", "order_command.main:create_app", "command"),
@@ -40,31 +32,6 @@ PROCESSES = {
     "query": ("order-query", "order_query.main:create_app", "query"),
     "projector": ("order-query", "order_query.projector:create_app", "query"),
 }
-
-
-def scaffold(parent: Path) -> Path:
-    out = parent / NAME
-    command = [
-        sys.executable,
-        str(SCAFFOLD),
-        "--tier",
-        "3",
-        "--name",
-        NAME,
-        "--out",
-        str(out),
-    ]
-    run(command, cwd=parent, env=base_env())
-    return out
-
-
-def install(project: Path, venv_dir: Path) -> Venv:
-    """One virtualenv with the order services (and the shared packages) as editable installs."""
-    editables = []
-    for package in PACKAGES:
-        extra = "[dev]" if package.startswith("services/") else ""
-        editables += ["--editable", f"{package}{extra}"]
-    return install_editables(project, venv_dir, editables)
 
 
 def token(subject: str) -> str:
@@ -109,6 +76,7 @@ class Db:
 class Orders:
     project: Path
     venv: Venv
+    broker: str = "redis"
     processes: dict[str, Service] = field(default_factory=dict)
     databases: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -160,10 +128,17 @@ class Orders:
 
 @contextmanager
 def running_orders(
-    project: Path, venv: Venv, pg_admin_url: str, broker_url: str, log_dir: Path
+    project: Path,
+    venv: Venv,
+    pg_admin_url: str,
+    broker_url: str,
+    log_dir: Path,
+    python_path: str,
 ) -> Iterator[Orders]:
+    """`python_path`: the variant's own sources, ahead of the shared venv's."""
     orders = Orders(project=project, venv=venv)
     orders.env = base_env() | {
+        "PYTHONPATH": python_path,
         "JWT_SECRET": JWT_SECRET,
         "BROKER_URL": broker_url,
         "OUTBOX_POLL_SECONDS": "0.05",

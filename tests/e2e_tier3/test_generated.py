@@ -16,7 +16,7 @@ import yaml
 from forge_testing import REPO_ROOT, throwaway_database
 
 from .conftest import Build
-from .system import JWT_SECRET, NAME, Orders, base_env, run, wait_for
+from .system import JWT_SECRET, NAME, Orders, run, wait_for
 
 pytestmark = pytest.mark.e2e
 GATEWAY_SOURCE = (
@@ -43,7 +43,7 @@ def test_export_script_is_ruff_clean_and_the_spec_is_current(tier3: Build) -> No
     out = run(
         [str(tier3.venv.python), "scripts/export_openapi.py", "--check"],
         cwd=tier3.project,
-        env=base_env(),
+        env=tier3.env(),
     )
     assert "matches the apps" in out
     spec = yaml.safe_load((tier3.project / "docs" / "api-spec.yaml").read_text())
@@ -58,7 +58,7 @@ def test_service_tests(
     tier3: Build, service: str, pg_admin_url: str, redis_broker_url: str
 ) -> None:
     with throwaway_database(pg_admin_url, prefix="e2e3_own") as database_url:
-        env = base_env() | {
+        env = tier3.env() | {
             "DATABASE_URL": database_url,
             "BROKER_URL": redis_broker_url,
             "JWT_SECRET": JWT_SECRET,
@@ -74,7 +74,7 @@ def test_shared_common_tests(tier3: Build) -> None:
     run(
         [str(tier3.venv.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=tier3.project / "shared" / "common",
-        env=base_env(),
+        env=tier3.env(),
     )
 
 
