@@ -354,7 +354,9 @@ def test_runs_notify_their_user_and_a_deleted_users_running_job_stops(
                 wait_for(
                     lambda: status("leaves", long) == "cancelled", "the job cancelled"
                 )
-                assert status("stays", done) == "completed"
+                wait_for(
+                    lambda: status("stays", done) == "completed", "the run completed"
+                )
 
                 def notified(who: str, kind: str) -> bool:
                     return any(k == kind for k, _ in notices(who))
