@@ -123,7 +123,8 @@ class Venv:
 
 def install_editables(project: Path, venv_dir: Path, requirements: list[str]) -> Venv:
     """A new virtualenv under `venv_dir` with `requirements` (pip-style arguments, run in
-    `project`) installed with uv."""
+    `project`) installed with uv, byte-code compiled: the tests run with
+    PYTHONDONTWRITEBYTECODE, so without it every process start compiles every import."""
     run(
         [str(UV), "venv", "--python", str(BASE_PYTHON), str(venv_dir)],
         cwd=project,
@@ -131,7 +132,15 @@ def install_editables(project: Path, venv_dir: Path, requirements: list[str]) ->
     )
     venv = Venv(venv_dir)
     run(
-        [str(UV), "pip", "install", "--python", str(venv.python), *requirements],
+        [
+            str(UV),
+            "pip",
+            "install",
+            "--compile-bytecode",
+            "--python",
+            str(venv.python),
+            *requirements,
+        ],
         cwd=project,
         env=base_env(),
     )
