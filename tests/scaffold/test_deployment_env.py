@@ -201,8 +201,12 @@ def settings_unit(
     package = owner.replace("-", "_")
     paths = [str(root / "services" / owner / "src"), *shared]
     if owner == "agent-service":
-        module = f"{package}.db.session" if migrate else f"{package}.config"
-        return Unit(where, env, module, "DatabaseSettings" if migrate else "Settings", paths)
+        if migrate:
+            return Unit(where, env, f"{package}.db.session", "DatabaseSettings", paths)
+        # The API process also runs the bus integration (system_settings: the app's and
+        # the bus's); the worker only the app.
+        module = f"{package}.config" if "worker" in command else f"{package}.system_settings"
+        return Unit(where, env, module, "Settings", paths)
     if migrate:
         return Unit(where, env, f"{NAME}_platform.settings", "DatabaseSettings", paths)
     return Unit(where, env, f"{package}.config", "Settings", paths)

@@ -33,7 +33,6 @@ from forge_app_platform.app import background_loops
 from forge_app_platform.broker import create_broker
 from forge_app_platform.inbox import idempotent
 from forge_app_platform.outbox import add_event, run_relay
-from forge_app_platform.settings import ServiceSettings
 from forge_app_platform.tables import OutboxEvent
 
 from .hooks import Hooks
@@ -42,15 +41,10 @@ from .models.schemas import JobStatus
 from .resources import Resources
 from .services.job_store import to_record
 from .services.jobs import JobQueue, JobRecord, utcnow
+from .system_settings import Settings
 
 log = structlog.get_logger(__name__)
 PRODUCER = CONSUMER = "agent-service"
-
-
-class BusSettings(ServiceSettings):
-    """BROKER_URL, CONSUMER_* and OUTBOX_POLL_SECONDS, read like the other services'."""
-
-    service_name: str = PRODUCER
 
 
 async def publish_finished(session: AsyncSession, job: JobRecord) -> None:
@@ -116,7 +110,7 @@ async def stop_running_jobs(
 async def on_the_bus(resources: Resources) -> AsyncIterator[None]:
     """`api_lifespan` hook: the outbox relay and the `user.deleted` consumer."""
     assert resources.database is not None, "agent-service always has its database"
-    settings = BusSettings()  # type: ignore[call-arg]  # JWT_SECRET comes from the environment
+    settings = Settings()  # type: ignore[call-arg]  # JWT_SECRET comes from the environment
     sessions = resources.database.sessions
     broker = create_broker(settings)
     await broker.start()
