@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use skillcheck::config::{Config, Target};
+use skillcheck::config::Config;
+use skillcheck::settings::Target;
 use skillcheck::lint::{Options, lint_skill};
 use skillcheck::render::{self, Format, Summary};
 use skillcheck::source::{Origin, SkillFile, SkillSource};
@@ -36,6 +37,8 @@ pub fn exercise(source: &SkillSource) {
     for target in [Target::Spec, Target::ClaudeCode, Target::ClaudeAi] {
         let options = Options {
             target: Some(target),
+            select: Some(vec!["ALL".into()]),
+            ..Options::default()
         };
         reports.push(lint_skill(source, &config, &options));
     }

@@ -11,10 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(nodes) = skillcheck::yaml::parse(text) {
+    if let Ok(nodes) = skillcheck::parse::yaml::parse(text) {
         let mut dups = Vec::new();
         for node in &nodes {
-            skillcheck::yaml::duplicate_keys(node, &mut dups);
+            skillcheck::parse::yaml::duplicate_keys(node, &mut dups);
         }
     }
     let wrapped = format!("---\n{text}\n---\n# Title\n\nBody.\n");

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use skillcheck::markdown::{LineIndex, parse};
+use skillcheck::parse::markdown::{LineIndex, parse};
 
 #[path = "common.rs"]
 mod common;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use skillcheck::package::read_package;
+use skillcheck::source::read_package;
 use skillcheck::source::ReadLimits;
 
 #[path = "common.rs"]

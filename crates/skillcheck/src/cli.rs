@@ -1,7 +1,7 @@
 //! The command line. `main.rs` only calls [`main`].
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -10,12 +10,14 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ConfigError, Target};
-use crate::diag::{Diagnostic, Report, SkillStats};
+use crate::config::{Config, ConfigError};
+use crate::diag::Report;
 use crate::fix;
 use crate::lint::{Options, lint_skill};
+use crate::registry;
 use crate::render::{self, Format, Summary};
-use crate::rules;
+use crate::rules::{self, FAMILIES};
+use crate::settings::Target;
 use crate::source::{SkillSource, SourceError, discover_skills};
 
 #[derive(Debug, Parser)]
@@ -67,6 +69,15 @@ pub struct LintArgs {
     /// Print the certain fixes as a unified diff; write nothing.
     #[arg(long)]
     pub diff: bool,
+    /// Rules to run instead of the config's selection: codes, names, prefixes or ALL.
+    #[arg(long, value_delimiter = ',', value_name = "RULES")]
+    pub select: Option<Vec<String>>,
+    /// Rules to run on top of the selection.
+    #[arg(long, value_delimiter = ',', value_name = "RULES")]
+    pub extend_select: Vec<String>,
+    /// Rules not to run.
+    #[arg(long, value_delimiter = ',', value_name = "RULES")]
+    pub ignore: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,10 +113,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lint(args) => exit_with(lint_command(&args)),
         Command::Rules(args) => {
             let text = match args.format {
-                RulesFormat::Text => rules::list_text(),
-                RulesFormat::Markdown => rules::list_markdown(),
+                RulesFormat::Text => registry::list_text(FAMILIES),
+                RulesFormat::Markdown => registry::list_markdown(FAMILIES),
                 RulesFormat::Json => {
-                    serde_json::to_string_pretty(&rules::list_json()).unwrap_or_default() + "\n"
+                    serde_json::to_string_pretty(&registry::list_json(FAMILIES)).unwrap_or_default()
+                        + "\n"
                 }
             };
             print_out(&text)
@@ -113,9 +125,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pack(args) => exit_with(crate::pack::command::pack_command(&args)),
         Command::Diff(args) => exit_with(crate::pack::command::diff_command(&args)),
         Command::Explain { rule } => match rules::find(&rule) {
-            Some(r) => print_out(&rules::explain(r)),
+            Some(r) => print_out(&registry::explain(r)),
             None => {
-                let codes: Vec<&str> = rules::ALL.iter().map(|r| r.code).collect();
+                let codes: Vec<&str> = rules::all().map(|r| r.code).collect();
                 let hint = crate::text::nearest(&rule.to_uppercase(), codes.iter().copied())
                     .map(|c| format!(" (did you mean {c}?)"))
                     .unwrap_or_default();
@@ -140,10 +152,7 @@ fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
 }
 
 fn print_out(text: &str) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    crate::output::emit(text);
     ExitCode::SUCCESS
 }
 
@@ -221,7 +230,7 @@ fn lint_one(job: &Job, options: &Options, keep_source: bool) -> Result<Done, Sou
         Ok(s) => s,
         Err(SourceError::Package { path, source }) => {
             return Ok(Done {
-                report: package_failure(&path, &source.to_string()),
+                report: rules::structure::package_failure(&path, &source.to_string()),
                 source: None,
             });
         }
@@ -232,24 +241,6 @@ fn lint_one(job: &Job, options: &Options, keep_source: bool) -> Result<Done, Sou
         report,
         source: keep_source.then_some(source),
     })
-}
-
-/// A package that could not be read safely is one error finding, not an I/O failure.
-fn package_failure(path: &Path, message: &str) -> Report {
-    let rule = &rules::PACKAGE_INVALID;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Report {
-        skill: name,
-        root: path.display().to_string(),
-        diagnostics: vec![
-            Diagnostic::new(rule, "", format!("cannot read package: {message}"))
-                .help("rebuild it with `skillcheck pack`; nothing was extracted"),
-        ],
-        stats: SkillStats::default(),
-    }
 }
 
 /// Lints all jobs on up to `available_parallelism` threads; results in input order.
@@ -312,8 +303,23 @@ fn lint_command(args: &LintArgs) -> anyhow::Result<u8> {
             Ok(Job { input, config })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
+    let unknown = args
+        .select
+        .iter()
+        .flatten()
+        .chain(&args.extend_select)
+        .chain(&args.ignore)
+        .find(|spec| !crate::settings::spec_is_known(spec, rules::all()));
+    if let Some(spec) = unknown {
+        anyhow::bail!(
+            "`{spec}` names no rule: use a code (LNK001), a name, a prefix (LNK) or ALL (see `skillcheck rules`)"
+        );
+    }
     let options = Options {
         target: args.target,
+        select: args.select.clone(),
+        extend_select: args.extend_select.clone(),
+        ignore: args.ignore.clone(),
     };
     let want_fixes = args.fix || args.diff;
     let mut reports = Vec::with_capacity(jobs.len());

@@ -3,7 +3,6 @@
 //! Found in the skill folder or any parent. Unknown keys are errors that name file:line.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -11,57 +10,16 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::diag::Severity;
+use crate::registry::{Rule, Severity};
 use crate::rules;
+use crate::settings::{CONFIG_FILE, LintLimits, Selection, Target, spec_is_known};
 use crate::source::ReadLimits;
-
-pub const FILE_NAME: &str = "skillcheck.toml";
-
-/// Which client's rules apply.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    /// The Agent Skills specification.
-    #[default]
-    Spec,
-    /// Claude Code: also its documented extra frontmatter keys.
-    ClaudeCode,
-    /// claude.ai uploads: the spec plus the upload limits.
-    ClaudeAi,
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Target::Spec => "spec",
-            Target::ClaudeCode => "claude-code",
-            Target::ClaudeAi => "claude-ai",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LintLimits {
-    pub max_body_lines: usize,
-    pub max_body_tokens: usize,
-    /// Markdown files longer than this need a table of contents.
-    pub toc_min_lines: usize,
-}
-
-impl Default for LintLimits {
-    fn default() -> Self {
-        LintLimits {
-            max_body_lines: 500,
-            max_body_tokens: 5000,
-            toc_min_lines: 100,
-        }
-    }
-}
+use crate::text::line_col;
 
 /// The `[pack]` table, used by `skillcheck pack`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackConfig {
-    /// Extra exclusion globs (see [`glob_match`]), on top of the built-in ones.
+    /// Extra exclusion globs (see [`crate::source::glob_match`]), on top of the built-in ones.
     pub exclude: Vec<String>,
     pub max_file_bytes: u64,
     pub max_total_bytes: u64,
@@ -83,8 +41,8 @@ pub struct Config {
     /// The file this came from; `None` for the defaults.
     pub path: Option<PathBuf>,
     pub target: Target,
-    /// Per-rule override by code: `None` turns the rule off.
-    pub severities: BTreeMap<&'static str, Option<Severity>>,
+    /// Which rules run (`[lint] select`, `extend-select`, `ignore`, and `[rules]`).
+    pub selection: Selection,
     pub limits: LintLimits,
     /// `[checklist] require`: entries that must match a checklist item.
     pub checklist_require: Vec<String>,
@@ -129,6 +87,11 @@ struct RawLint {
     max_body_lines: Option<usize>,
     max_body_tokens: Option<usize>,
     toc_min_lines: Option<usize>,
+    select: Option<Vec<Spanned<String>>>,
+    #[serde(rename = "extend-select", alias = "extend_select", default)]
+    extend_select: Vec<Spanned<String>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -157,11 +120,8 @@ impl Config {
     }
 
     /// The severity of `rule` under this config; `None` when it is off.
-    pub fn severity(&self, rule: &rules::Rule) -> Option<Severity> {
-        match self.severities.get(rule.code) {
-            Some(s) => *s,
-            None => Some(rule.severity),
-        }
+    pub fn severity(&self, rule: &Rule) -> Option<Severity> {
+        self.selection.severity(rule)
     }
 
     /// Finds `skillcheck.toml` in `start` (a skill folder, or a package file's folder) or any
@@ -220,6 +180,26 @@ impl Config {
             max_body_tokens: raw.lint.max_body_tokens.unwrap_or(defaults.max_body_tokens),
             toc_min_lines: raw.lint.toc_min_lines.unwrap_or(defaults.toc_min_lines),
         };
+        let specs = |list: Vec<Spanned<String>>, key: &str| {
+            list.into_iter()
+                .map(|spec| {
+                    if spec_is_known(spec.get_ref(), rules::all()) {
+                        Ok(spec.into_inner())
+                    } else {
+                        Err(invalid(
+                            Some(spec.span()),
+                            format!(
+                                "`[lint] {key}` entry `{}` names no rule: use a code (LNK001), a name, a prefix (LNK) or ALL (see `skillcheck rules`)",
+                                spec.get_ref()
+                            ),
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        config.selection.select = raw.lint.select.map(|s| specs(s, "select")).transpose()?;
+        config.selection.extend_select = specs(raw.lint.extend_select, "extend-select")?;
+        config.selection.ignore = specs(raw.lint.ignore, "ignore")?;
         for (key, value) in raw.rules {
             let Some(rule) = rules::find(key.get_ref()) else {
                 return Err(invalid(
@@ -241,7 +221,7 @@ impl Config {
                     ));
                 }
             };
-            config.severities.insert(rule.code, severity);
+            config.selection.severities.insert(rule.code, severity);
         }
         for entry in raw.checklist.require {
             if entry.get_ref().trim().is_empty() {
@@ -289,7 +269,7 @@ pub fn find_config(start: &Path) -> Option<PathBuf> {
     let absolute = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
     let found = absolute
         .ancestors()
-        .map(|dir| dir.join(FILE_NAME))
+        .map(|dir| dir.join(CONFIG_FILE))
         .find(|p| p.is_file())?;
     let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
     match cwd.as_deref().and_then(|cwd| found.strip_prefix(cwd).ok()) {
@@ -298,142 +278,9 @@ pub fn find_config(start: &Path) -> Option<PathBuf> {
     }
 }
 
-/// 1-based line and character column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..floor_char_boundary(text, offset)];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-fn floor_char_boundary(text: &str, mut i: usize) -> usize {
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// Gitignore-style matching of a `/`-separated path relative to the skill root.
-///
-/// `*` and `?` stay within one path component, `**` crosses folders. A pattern without `/`
-/// (other than a trailing one) matches a name at any depth; a trailing `/` matches only
-/// folders (and so everything under them); a leading `/` anchors at the root.
-pub fn glob_match(pattern: &str, path: &str) -> bool {
-    let dir_only = pattern.ends_with('/');
-    let pattern = pattern.trim_end_matches('/');
-    let anchored = pattern.starts_with('/') || pattern.contains('/');
-    let pattern = pattern.trim_start_matches('/');
-    let components: Vec<&str> = path.split('/').collect();
-    for end in 1..=components.len() {
-        // A folder pattern matches only a proper prefix (a folder), never the file itself.
-        if dir_only && end == components.len() {
-            break;
-        }
-        let matched = if anchored {
-            match_segments(pattern, &components[..end].join("/"))
-        } else {
-            match_segments(pattern, components[end - 1])
-        };
-        if matched {
-            return true;
-        }
-    }
-    false
-}
-
-/// Whether `text` matches `pattern` as a whole. A table over (pattern position, text
-/// position), filled from the end, so the cost is `O(pattern × text)` whatever the pattern:
-/// a `.skillignore` ships inside the skill being packed and must not be able to stall pack
-/// with a backtracking blow-up such as `*a*a*a*a*a*a*ab`.
-fn match_segments(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let width = t.len() + 1;
-    // matches[pi * width + ti]: does p[pi..] match t[ti..]?
-    let mut matches = vec![false; (p.len() + 1) * width];
-    matches[p.len() * width + t.len()] = true;
-    for pi in (0..p.len()).rev() {
-        let row = pi * width;
-        if p[pi] == '*' && p.get(pi + 1) == Some(&'*') {
-            // `**` (and a `/` right after it) spans folders; what follows starts at the
-            // text's start, after a `/`, or anywhere when nothing follows.
-            let rest = if p.get(pi + 2) == Some(&'/') {
-                pi + 3
-            } else {
-                pi + 2
-            };
-            let rest_row = rest * width;
-            let mut later_start = false;
-            for ti in (0..=t.len()).rev() {
-                matches[row + ti] = matches[rest_row + ti] || later_start;
-                if ti > 0 && (t[ti - 1] == '/' || rest == p.len()) && matches[rest_row + ti] {
-                    later_start = true;
-                }
-            }
-            continue;
-        }
-        let next_row = (pi + 1) * width;
-        for ti in (0..=t.len()).rev() {
-            let here = t.get(ti).copied();
-            matches[row + ti] = match p[pi] {
-                '*' => {
-                    matches[next_row + ti]
-                        || (here.is_some_and(|c| c != '/') && matches[row + ti + 1])
-                }
-                '?' => here.is_some_and(|c| c != '/') && matches[next_row + ti + 1],
-                c => here == Some(c) && matches[next_row + ti + 1],
-            };
-        }
-    }
-    matches[0]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    /// The straightforward backtracking matcher: the specification the table must equal.
-    fn reference_match(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') if p.get(1) == Some(&'*') => {
-                let rest = &p[2..];
-                let rest = rest.strip_prefix(&['/']).unwrap_or(rest);
-                (0..=t.len()).any(|i| {
-                    (i == 0 || t[i - 1] == '/' || rest.is_empty()) && reference_match(rest, &t[i..])
-                })
-            }
-            Some('*') => (0..=t.len())
-                .take_while(|&i| i == 0 || t[i - 1] != '/')
-                .any(|i| reference_match(&p[1..], &t[i..])),
-            Some('?') => t.first().is_some_and(|&c| c != '/') && reference_match(&p[1..], &t[1..]),
-            Some(&c) => t.first() == Some(&c) && reference_match(&p[1..], &t[1..]),
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn table_matcher_equals_the_backtracking_one(
-            pattern in "[ab*?/]{0,8}",
-            text in "[ab/]{0,10}",
-        ) {
-            let p: Vec<char> = pattern.chars().collect();
-            let t: Vec<char> = text.chars().collect();
-            prop_assert_eq!(match_segments(&pattern, &text), reference_match(&p, &t));
-        }
-    }
-
-    #[test]
-    fn hostile_patterns_do_not_backtrack() {
-        // Exponential for a backtracking matcher (hours at this size); a table scan here.
-        let name = "a".repeat(200);
-        let pattern = "*a".repeat(30) + "b";
-        assert!(!glob_match(&pattern, &name));
-        assert!(glob_match(&("*a".repeat(30) + "*"), &name));
-    }
-
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("skillcheck.toml"))
     }
@@ -449,8 +296,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.target, Target::ClaudeCode);
         assert_eq!(c.limits.max_body_lines, 300);
-        assert_eq!(c.severity(&rules::ORPHAN_FILE), Some(Severity::Error));
-        assert_eq!(c.severity(&rules::SECRET), None);
+        assert_eq!(
+            c.severity(&rules::structure::ORPHAN_FILE),
+            Some(Severity::Error)
+        );
+        assert_eq!(c.severity(&rules::secrets::SECRET), None);
         assert_eq!(c.checklist_require, ["POST /agents/run"]);
         assert_eq!(c.pack.max_total_bytes, 1000);
         assert_eq!(c.pack.max_file_bytes, 1000);
@@ -478,19 +328,5 @@ mod tests {
         assert!(err.starts_with("skillcheck.toml:2:10:"), "{err}");
         let err = parse("target = \"claude-web\"\n").unwrap_err().to_string();
         assert!(err.starts_with("skillcheck.toml:1:10:"), "{err}");
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*.log", "a/b/x.log"));
-        assert!(!glob_match("*.log", "a/b/x.logs"));
-        assert!(glob_match("build/", "build/x/y"));
-        assert!(!glob_match("build/", "build"));
-        assert!(glob_match("/notes.md", "notes.md"));
-        assert!(!glob_match("/notes.md", "a/notes.md"));
-        assert!(glob_match("assets/**/*.tmp", "assets/a/b/c.tmp"));
-        assert!(glob_match("assets/**/*.tmp", "assets/c.tmp"));
-        assert!(glob_match("**/cache/", "x/cache/y"));
-        assert!(glob_match("node_modules/", "a/node_modules/b.js"));
     }
 }

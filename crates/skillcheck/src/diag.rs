@@ -5,24 +5,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::rules::Rule;
-
-/// How bad a finding is. `Off` never reaches a report: it only exists in configs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
+use crate::registry::{Rule, Severity};
 
 /// One text replacement inside the file a diagnostic points at; only certain fixes get one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,30 +1,32 @@
 //! skillcheck: lint and pack Agent Skills.
 //!
-//! A skill is read into a [`source::SkillSource`] (from a folder or a package, in memory),
-//! linted with [`lint::lint_skill`] under a [`config::Config`], and the resulting
-//! [`diag::Report`]s are printed by [`render`].
+//! A skill is read into a [`SkillSource`] (from a folder or a package, in memory), linted
+//! with [`lint_skill`] under a [`Config`], and the resulting [`Report`]s are printed by
+//! [`render`]. The rules live in [`rules`], one module per family; the engine that runs
+//! them is private.
 
 pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod fix;
-pub mod fsutil;
 pub mod lint;
-pub mod markdown;
 pub mod pack;
-pub mod package;
+#[doc(hidden)]
+pub mod parse;
+pub mod registry;
 pub mod render;
 pub mod rules;
-pub mod slug;
+pub mod settings;
 pub mod source;
-pub mod text;
-pub mod yaml;
 
-mod codeblock;
-mod frontmatter;
-mod hygiene;
+mod engine;
+mod fsutil;
+mod output;
+mod text;
 
-pub use config::{Config, Target};
-pub use diag::{Diagnostic, Report, Severity};
+pub use config::Config;
+pub use diag::{Diagnostic, Report};
 pub use lint::{Options, lint_skill};
+pub use registry::Severity;
+pub use settings::Target;
 pub use source::{ReadLimits, SkillFile, SkillSource};

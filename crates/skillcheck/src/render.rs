@@ -6,7 +6,8 @@ use std::time::Duration;
 use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
 use serde_json::{Value, json};
 
-use crate::diag::{Diagnostic, Report, Severity};
+use crate::diag::{Diagnostic, Report};
+use crate::registry::Severity;
 use crate::rules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -263,8 +264,7 @@ fn github(reports: &[Report], summary: &Summary) -> String {
 }
 
 fn sarif(reports: &[Report]) -> Value {
-    let rules_json: Vec<Value> = rules::ALL
-        .iter()
+    let rules_json: Vec<Value> = rules::all()
         .map(|r| {
             json!({
                 "id": r.code,
@@ -291,7 +291,7 @@ fn sarif(reports: &[Report]) -> Value {
                 }
                 json!({
                     "ruleId": d.code,
-                    "ruleIndex": rules::ALL.iter().position(|x| x.code == d.code),
+                    "ruleIndex": rules::all().position(|x| x.code == d.code),
                     "level": sarif_level(d.severity),
                     "message": {"text": text},
                     "locations": [{"physicalLocation": location}],

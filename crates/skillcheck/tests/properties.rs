@@ -7,12 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use skillcheck::config::{Config, Target};
+use skillcheck::config::Config;
 use skillcheck::lint::{Options, lint_skill};
-use skillcheck::markdown::{LineIndex, parse};
 use skillcheck::pack::archive::{build_archive, entry_timestamp};
-use skillcheck::package::read_package;
+use skillcheck::parse::markdown::{LineIndex, parse};
 use skillcheck::render::{self, Format, Summary};
+use skillcheck::settings::Target;
+use skillcheck::source::read_package;
 use skillcheck::source::{Origin, ReadLimits, SkillFile, SkillSource};
 
 /// Pieces that Markdown and frontmatter parsers trip over, mixed with arbitrary text.
@@ -90,6 +91,8 @@ fn lint_everything(source: &SkillSource) -> Vec<skillcheck::Report> {
                 &config,
                 &Options {
                     target: Some(target),
+                    select: Some(vec!["ALL".into()]),
+                    ..Options::default()
                 },
             )
         })

@@ -6,9 +6,11 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::config::{Config, Target};
+use crate::config::Config;
 use crate::lint::Options;
+use crate::output::{out, outln};
 use crate::render;
+use crate::settings::Target;
 
 use super::compare::{Change, compare};
 use super::{Package, Plan, build, default_output, plan, shipped_files, write_package};
@@ -94,6 +96,7 @@ pub fn pack_command(args: &PackArgs) -> anyhow::Result<u8> {
     let config = load_config(args.config.as_deref(), dir)?;
     let options = Options {
         target: args.target,
+        ..Options::default()
     };
     let plan = plan(dir, &config, &options)?;
     let output = args
@@ -139,7 +142,7 @@ pub fn pack_command(args: &PackArgs) -> anyhow::Result<u8> {
     }
     write_package(&output, &package.bytes)?;
     match args.format {
-        OutputFormat::Human => println!(
+        OutputFormat::Human => outln!(
             "packed {} -> {}\n  {} entries, {} bytes ({} uncompressed)\n  sha256 {}",
             dir.display(),
             output.display(),
@@ -205,7 +208,7 @@ fn check(
     };
     if existing == package.bytes {
         match format {
-            OutputFormat::Human => println!(
+            OutputFormat::Human => outln!(
                 "{} is up to date (sha256 {})",
                 output.display(),
                 package.sha256
@@ -252,12 +255,12 @@ fn check(
 fn report_stale(output: &Path, format: OutputFormat, reason: &str, changes: &[Change]) {
     match format {
         OutputFormat::Human => {
-            println!(
+            outln!(
                 "{} differs from what pack would write now: {reason}",
                 output.display()
             );
             print_changes(changes);
-            println!("run `skillcheck pack` without --check to update it");
+            outln!("run `skillcheck pack` without --check to update it");
         }
         OutputFormat::Json => print_json(&json!({
             "up_to_date": false,
@@ -270,14 +273,14 @@ fn report_stale(output: &Path, format: OutputFormat, reason: &str, changes: &[Ch
 
 fn print_changes(changes: &[Change]) {
     for change in changes {
-        println!("{}", change.summary_line());
+        outln!("{}", change.summary_line());
     }
     for change in changes {
         if let Change::Modified {
             diff: Some(diff), ..
         } = change
         {
-            print!("{diff}");
+            out!("{diff}");
         }
     }
 }
@@ -286,12 +289,12 @@ fn print_list(plan: &Plan, format: OutputFormat) {
     match format {
         OutputFormat::Human => {
             for file in &plan.selection.included {
-                println!("include {} ({} bytes)", file.path, file.bytes.len());
+                outln!("include {} ({} bytes)", file.path, file.bytes.len());
             }
             for (path, rule) in &plan.selection.excluded {
-                println!("exclude {path} ({}: `{}`)", rule.origin, rule.pattern);
+                outln!("exclude {path} ({}: `{}`)", rule.origin, rule.pattern);
             }
-            println!(
+            outln!(
                 "{} files, {} bytes would be packed; {} left out",
                 plan.selection.included.len(),
                 plan.selection.total_bytes(),
@@ -330,10 +333,10 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<u8> {
     match args.format {
         OutputFormat::Human => {
             if let Some(renamed) = &renamed {
-                println!("R top folder {renamed}");
+                outln!("R top folder {renamed}");
             }
             print_changes(&changes);
-            println!(
+            outln!(
                 "{} change(s) between {} and {}",
                 changes.len() + usize::from(renamed.is_some()),
                 args.old.display(),
@@ -355,7 +358,7 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<u8> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

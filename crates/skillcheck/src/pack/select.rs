@@ -4,34 +4,11 @@ use std::fmt;
 
 use std::path::Path;
 
-use crate::config::glob_match;
-use crate::source::{ReadLimits, SkillFile, SkillSource, SourceError};
+use crate::source::{
+    ReadLimits, SkillFile, SkillSource, SourceError, default_excludes, glob_match,
+};
 
-/// Never part of a release, whatever the skill's own rules say (`!pattern` re-includes).
-pub const DEFAULT_EXCLUDES: &[&str] = &[
-    ".git/",
-    ".hg/",
-    ".svn/",
-    "__pycache__/",
-    "node_modules/",
-    ".venv/",
-    ".mypy_cache/",
-    ".pytest_cache/",
-    ".ruff_cache/",
-    "*.pyc",
-    "*.pyo",
-    ".DS_Store",
-    "Thumbs.db",
-    "*.swp",
-    "*.swo",
-    "*~",
-    ".#*",
-    "#*#",
-    ".env",
-    "skillcheck.toml",
-    SKILLIGNORE,
-];
-
+/// Also in [`crate::source::default_excludes`], so it never ships itself.
 pub const SKILLIGNORE: &str = ".skillignore";
 
 /// Where an exclusion rule was written.
@@ -78,7 +55,7 @@ impl ExcludeRules {
             let pattern = pattern.to_owned();
             rules.push((negated, Exclusion { pattern, origin }));
         };
-        for pattern in DEFAULT_EXCLUDES {
+        for pattern in default_excludes() {
             push(pattern, RuleOrigin::Default);
         }
         for pattern in config_globs {
@@ -186,5 +163,9 @@ mod tests {
         assert_eq!(origin(".env.example"), None);
         assert_eq!(origin("skillcheck.toml"), Some(RuleOrigin::Default));
         assert_eq!(origin("SKILL.md"), None);
+        // The must-not-ship list lint reports is the one pack applies.
+        assert_eq!(origin("a/.env.local"), Some(RuleOrigin::Default));
+        assert_eq!(origin("scripts/.tox/py/x.txt"), Some(RuleOrigin::Default));
+        assert_eq!(origin(".env.example"), None);
     }
 }
