@@ -273,10 +273,16 @@ impl<'a> Context<'a> {
     }
 
     /// A path mentioned in code (`scripts/x.py`): relative to the file's folder or to the
-    /// skill root, whichever exists.
+    /// skill root, whichever exists; a path written from further up that goes through the
+    /// skill's own folder (`skills/<name>/scripts/x.py`) counts from the skill root.
     pub fn resolve_mention(&self, from: &str, token: &str) -> Dest {
         let token = token.trim_start_matches("./");
         let mut fallback = Dest::Missing(token.to_string());
+        let name = self.source.name.as_str();
+        let through_skill = token
+            .strip_prefix(&format!("{name}/"))
+            .or_else(|| token.split_once(&format!("/{name}/")).map(|(_, rest)| rest))
+            .filter(|rest| !rest.is_empty());
         for base in [parent(from), ""] {
             if let Some(joined) = join_normalized(base, token)
                 && !joined.is_empty()
@@ -288,7 +294,10 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        fallback
+        match through_skill.map(|rest| self.lookup(rest)) {
+            Some(found @ (Dest::File(_) | Dest::Dir(_))) => found,
+            _ => fallback,
+        }
     }
 
     /// A normalised path relative to the skill root.

@@ -112,62 +112,42 @@ fn link_problem(
     sink: &mut Sink,
 ) {
     let written = outcome.path.as_str();
-    match &outcome.dest {
-        Dest::External | Dest::Dir(_) | Dest::Rejected => {}
-        Dest::File(target) => anchor_problem(from, file, link, outcome, target, sink),
-        Dest::Absolute => sink.emit(
+    let simple: Option<(&Rule, String, &str)> = match &outcome.dest {
+        Dest::Absolute => Some((
             &LINK_ESCAPES,
-            at(
-                &LINK_ESCAPES,
-                from,
-                file,
-                link,
-                format!("link `{written}` is an absolute path, outside the skill folder"),
-            )
-            .help("write the path relative to this file, or link a full https:// URL"),
-        ),
+            format!("link `{written}` is an absolute path, outside the skill folder"),
+            "write the path relative to this file, or link a full https:// URL",
+        )),
         Dest::Outside {
             sibling_skill: true,
             shown,
             ..
-        } => sink.emit(
+        } => Some((
             &SIBLING_SKILL_LINK,
-            at(
-                &SIBLING_SKILL_LINK,
-                from,
-                file,
-                link,
-                format!("link `{written}` leads into the sibling skill `{shown}`"),
-            )
-            .help("it resolves only when both skills are installed together"),
-        ),
+            format!("link `{written}` leads into the sibling skill `{shown}`"),
+            "it resolves only when both skills are installed together",
+        )),
         Dest::Outside {
             exists: Some(false),
             ..
-        } => sink.emit(
+        } => Some((
             &BROKEN_LINK,
-            at(
-                &BROKEN_LINK,
-                from,
-                file,
-                link,
-                format!("link target `{written}` leaves the skill folder and leads to nothing"),
-            )
-            .help("correct the path, or link a full https:// URL"),
-        ),
-        Dest::Outside { shown, .. } => sink.emit(
+            format!("link target `{written}` leaves the skill folder and leads to nothing"),
+            "correct the path, or link a full https:// URL",
+        )),
+        Dest::Outside { shown, .. } => Some((
             &LINK_ESCAPES,
-            at(
-                &LINK_ESCAPES,
-                from,
-                file,
-                link,
-                format!("link `{written}` leaves the skill folder (to `{shown}`)"),
-            )
-            .help(
-                "only the skill folder is shipped: copy the file in, or link a full https:// URL",
-            ),
-        ),
+            format!("link `{written}` leaves the skill folder (to `{shown}`)"),
+            "only the skill folder is shipped: copy the file in, or link a full https:// URL",
+        )),
+        _ => None,
+    };
+    if let Some((rule, message, help)) = simple {
+        return sink.emit(rule, at(rule, from, file, link, message).help(help));
+    }
+    match &outcome.dest {
+        Dest::External | Dest::Dir(_) | Dest::Rejected | Dest::Absolute | Dest::Outside { .. } => {}
+        Dest::File(target) => anchor_problem(from, file, link, outcome, target, sink),
         Dest::CaseMismatch(actual) => sink.emit(
             &LINK_CASE,
             at(

@@ -12,7 +12,7 @@ declare_rules! {
         example: "a 900-line SKILL.md",
         fix: "Move sections into references/*.md and link them; or raise `[lint] max_body_lines`.",
         source: BEST;
-    REFERENCE_NO_TOC = "SZ002", "reference-missing-toc", Warning, on, fixable: true,
+    REFERENCE_NO_TOC = "SZ002", "reference-missing-toc", Warning, opt_in, fixable: true,
         summary: "a Markdown file over 100 lines has no table of contents near the top",
         why: "Agents often read only the first lines of a long file; a table of contents lets them jump to the section they need.",
         example: "references/api.md: 300 lines, no links to its own headings near the top",

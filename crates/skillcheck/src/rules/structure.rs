@@ -1,6 +1,6 @@
 //! Structure: SKILL.md present, every file readable and reachable, references one level deep.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Report, SkillStats};
@@ -144,19 +144,25 @@ impl Walk<'_> {
         }
     }
 
-    fn visit_dir(&mut self, dir: &str, depth: usize) {
-        let prefix = format!("{dir}/");
-        let under: Vec<&str> = self
+    /// Visits every file whose path `matches`, as reached through a folder or a glob.
+    fn visit_all(&mut self, depth: usize, matches: impl Fn(&str) -> bool) -> bool {
+        let matched: Vec<&str> = self
             .ctx
             .source
             .files
             .iter()
-            .filter(|f| f.path.starts_with(&prefix))
             .map(|f| f.path.as_str())
+            .filter(|p| matches(p))
             .collect();
-        for p in under {
+        for p in &matched {
             self.visit(p, depth, None);
         }
+        !matched.is_empty()
+    }
+
+    fn visit_dir(&mut self, dir: &str, depth: usize) {
+        let prefix = format!("{dir}/");
+        self.visit_all(depth, |p| p.starts_with(&prefix));
     }
 
     fn visit_glob(&mut self, from: &str, glob: &str, depth: usize) {
@@ -167,18 +173,7 @@ impl Walk<'_> {
             };
             // Anchored at the skill root, as written.
             let pattern = format!("/{pattern}");
-            let matched: Vec<&str> = self
-                .ctx
-                .source
-                .files
-                .iter()
-                .filter(|f| glob_match(&pattern, &f.path))
-                .map(|f| f.path.as_str())
-                .collect();
-            if !matched.is_empty() {
-                for p in matched {
-                    self.visit(p, depth, None);
-                }
+            if self.visit_all(depth, |p| glob_match(&pattern, p)) {
                 return;
             }
         }
@@ -295,12 +290,14 @@ fn named_by_scripts(ctx: &Context, reached: &mut HashSet<String>) {
             .filter_map(|f| Some((f.path.as_str(), f.text()?)))
             .collect();
         let mut new: Vec<String> = Vec::new();
-        let mut packages: HashMap<&str, bool> = HashMap::new();
-        for f in &ctx.source.files {
-            if f.path.ends_with(".py") && reached.contains(&f.path) {
-                packages.insert(parent(&f.path), true);
-            }
-        }
+        // Folders holding a reached Python module: their `__init__.py` runs on import.
+        let packages: HashSet<&str> = ctx
+            .source
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with(".py") && reached.contains(&f.path))
+            .map(|f| parent(&f.path))
+            .collect();
         for f in &ctx.source.files {
             if reached.contains(&f.path) || !REACHABLE_DIRS.iter().any(|d| f.path.starts_with(d)) {
                 continue;
@@ -310,7 +307,7 @@ fn named_by_scripts(ctx: &Context, reached: &mut HashSet<String>) {
             let named = texts
                 .iter()
                 .any(|(_, text)| text.contains(name) || stem.is_some_and(|s| imports(text, s)));
-            let init = name == "__init__.py" && packages.contains_key(parent(&f.path));
+            let init = name == "__init__.py" && packages.contains(parent(&f.path));
             if named || init {
                 new.push(f.path.clone());
             }
