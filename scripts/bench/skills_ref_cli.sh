@@ -4,8 +4,8 @@
 # Exit 1 when any skill fails, like the CLI; failures go to stderr in the CLI's own words.
 set -uo pipefail
 status=0
-for skill in "$2"/*/; do
-    [[ -f "$skill/SKILL.md" ]] || continue
-    "$1" validate "${skill%/}" >/dev/null || status=1
-done
+# Skills at any depth, as skillcheck and agnix find them (plugins nest skills/<name>/).
+while IFS= read -r skill_md; do
+    "$1" validate "${skill_md%/SKILL.md}" >/dev/null || status=1
+done < <(find "$2" -name SKILL.md | sort)
 exit "$status"

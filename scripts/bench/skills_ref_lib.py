@@ -18,7 +18,8 @@ from skills_ref import validate
 def main() -> int:
     root = Path(sys.argv[1])
     failed = 0
-    for skill_dir in sorted(p.parent for p in root.glob("*/SKILL.md")):
+    # At any depth, as skillcheck and agnix find them (plugins nest skills/<name>/).
+    for skill_dir in sorted(p.parent for p in root.rglob("SKILL.md")):
         errors = validate(skill_dir)
         if errors:
             failed += 1
