@@ -35,12 +35,18 @@ pub fn check(ctx: &Context, sink: &mut Sink) {
         return;
     }
     let start = body_start(file.text);
+    // One finding a line: a price table (`$5`, `$25`) is one problem, not one per cell.
+    let mut last_line = 0;
     for m in PLACEHOLDER.find_iter(&file.text[start..]) {
         let after = file.text[start + m.end()..].chars().next();
         if after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
             continue;
         }
         let (line, col) = file.index.line_col(file.text, start + m.start());
+        if line == last_line {
+            continue;
+        }
+        last_line = line;
         sink.emit(
             &ARGUMENT_PLACEHOLDER,
             Diagnostic::new(

@@ -250,6 +250,9 @@ fn code_paths(ctx: &Context, from: &str, file: &MdFile, sink: &mut Sink) {
             continue;
         }
         let token = mention.token.trim_start_matches("./");
+        if owned_by_another(file, mention.line, mention.col) {
+            continue;
+        }
         let message = match dest {
             Dest::CaseMismatch(actual) => {
                 format!("`{token}` names `{actual}` with another case")
@@ -276,6 +279,15 @@ fn code_paths(ctx: &Context, from: &str, file: &MdFile, sink: &mut Sink) {
                 .with_help(help),
         );
     }
+}
+
+/// "the official skill's `references/x.md`", "the project's `scripts/run.py`": a possessive
+/// right before the backticks says the file belongs to something else.
+fn owned_by_another(file: &MdFile, line: usize, col: usize) -> bool {
+    let text = &file.text[file.index.line_range(file.text, line)];
+    let before: String = text.chars().take(col.saturating_sub(2)).collect();
+    let before = before.trim_end_matches('`');
+    before.ends_with("'s ") || before.ends_with("\u{2019}s ")
 }
 
 /// `references/x.md`: a path with an extension under a top-level folder the skill has.
