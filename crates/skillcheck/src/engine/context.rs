@@ -2,7 +2,7 @@
 //! parsed once, and every link and backticked path resolved once. The rule families only
 //! read it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::diag::SourceLine;
@@ -182,6 +182,10 @@ pub struct Context<'a> {
     /// `None` when there is no readable SKILL.md.
     pub frontmatter: Option<Frontmatter>,
     rejected: HashSet<&'a str>,
+    /// Lowercased path → the first file with it, for case-mismatch lookups.
+    lowercase: HashMap<String, &'a str>,
+    /// The skill folder on disk, canonical (`None` for packages).
+    skill_dir: Option<PathBuf>,
 }
 
 impl<'a> Context<'a> {
@@ -216,7 +220,17 @@ impl<'a> Context<'a> {
             not_utf8,
             frontmatter,
             rejected: source.rejected.iter().map(|r| r.path.as_str()).collect(),
+            lowercase: HashMap::new(),
+            skill_dir: match &source.origin {
+                Origin::Dir(p) => std::fs::canonicalize(p).ok(),
+                Origin::Package(_) => None,
+            },
         };
+        for f in &source.files {
+            ctx.lowercase
+                .entry(f.path.to_lowercase())
+                .or_insert(&f.path);
+        }
         // Resolve every link against the parsed files, then store the outcomes.
         let resolved: Vec<(&str, Vec<LinkOutcome>, Vec<Dest>)> = ctx
             .files
@@ -243,13 +257,6 @@ impl<'a> Context<'a> {
 
     pub fn skill_md(&self) -> Option<&MdFile<'a>> {
         self.files.get("SKILL.md")
-    }
-
-    fn skill_dir(&self) -> Option<PathBuf> {
-        match &self.source.origin {
-            Origin::Dir(p) => std::fs::canonicalize(p).ok(),
-            Origin::Package(_) => None,
-        }
     }
 
     /// Resolves the path part of a link written in `from`.
@@ -311,14 +318,8 @@ impl<'a> Context<'a> {
         if self.rejected.contains(path) {
             return Dest::Rejected;
         }
-        let lower = path.to_lowercase();
-        match self
-            .source
-            .files
-            .iter()
-            .find(|f| f.path.to_lowercase() == lower)
-        {
-            Some(f) => Dest::CaseMismatch(f.path.clone()),
+        match self.lowercase.get(&path.to_lowercase()) {
+            Some(actual) => Dest::CaseMismatch(actual.to_string()),
             None => Dest::Missing(path.to_string()),
         }
     }
@@ -327,14 +328,14 @@ impl<'a> Context<'a> {
         let name = &self.source.name;
         let shown = join_normalized(&format!("{name}/{}", parent(from)), decoded)
             .unwrap_or_else(|| decoded.to_string());
-        let Some(root) = self.skill_dir() else {
+        let Some(root) = &self.skill_dir else {
             return Dest::Outside {
                 shown,
                 exists: None,
                 sibling_skill: false,
             };
         };
-        let parent_dir = root.parent().unwrap_or(&root);
+        let parent_dir = root.parent().unwrap_or(root);
         let exists = parent_dir.join(&shown).exists();
         let sibling_skill = exists
             && shown

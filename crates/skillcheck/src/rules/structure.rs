@@ -1,6 +1,6 @@
 //! Structure: SKILL.md present, every file readable and reachable, references one level deep.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Report, SkillStats};
@@ -171,9 +171,13 @@ impl Walk<'_> {
             let Some(pattern) = join_normalized(base, glob) else {
                 continue;
             };
+            // The literal text around the wildcards must frame the path: a cheap test first.
+            let head = &pattern[..pattern.find(['*', '?']).unwrap_or(pattern.len())];
+            let tail = &pattern[pattern.rfind(['*', '?']).map_or(pattern.len(), |i| i + 1)..];
             // Anchored at the skill root, as written.
-            let pattern = format!("/{pattern}");
-            if self.visit_all(depth, |p| glob_match(&pattern, p)) {
+            let anchored = format!("/{pattern}");
+            let frames = |p: &str| p.starts_with(head) && p.ends_with(tail);
+            if self.visit_all(depth, |p| frames(p) && glob_match(&anchored, p)) {
                 return;
             }
         }
@@ -187,6 +191,15 @@ fn reachability(ctx: &Context, sink: &mut Sink) {
         depth_of: BTreeMap::new(),
         queue: VecDeque::new(),
     };
+    // File name → its path when exactly one file has it (`None` when several do).
+    let mut by_name: HashMap<&str, Option<&str>> = HashMap::new();
+    for f in &ctx.source.files {
+        let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+        by_name
+            .entry(name)
+            .and_modify(|p| *p = None)
+            .or_insert(Some(f.path.as_str()));
+    }
     walk.visit("SKILL.md", 0, None);
     while let Some((path, depth)) = walk.queue.pop_front() {
         let Some(file) = ctx.files.get(path.as_str()) else {
@@ -217,13 +230,8 @@ fn reachability(ctx: &Context, sink: &mut Sink) {
             } else if !mention.token.contains('/') {
                 // A bare file name in a command (`cd scripts && python fill.py`): the one
                 // file of the skill with that name.
-                let mut same = ctx
-                    .source
-                    .files
-                    .iter()
-                    .filter(|f| f.path.rsplit('/').next() == Some(mention.token.as_str()));
-                if let (Some(f), None) = (same.next(), same.next()) {
-                    walk.visit(&f.path.clone(), depth + 1, None);
+                if let Some(Some(p)) = by_name.get(mention.token.as_str()) {
+                    walk.visit(p, depth + 1, None);
                 }
             }
         }

@@ -33,6 +33,14 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
 /// a `.skillignore` ships inside the skill being packed and must not be able to stall pack
 /// with a backtracking blow-up such as `*a*a*a*a*a*a*ab`.
 fn match_segments(pattern: &str, text: &str) -> bool {
+    // Most patterns are a name or `*.ext`: answer those without the table.
+    match pattern.strip_prefix('*') {
+        _ if !pattern.contains(['*', '?']) => return pattern == text,
+        Some(rest) if !rest.contains(['*', '?']) => {
+            return text.ends_with(rest) && !text[..text.len() - rest.len()].contains('/');
+        }
+        _ => {}
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let width = t.len() + 1;
