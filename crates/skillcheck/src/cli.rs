@@ -42,6 +42,15 @@ pub enum Command {
     Pack(crate::pack::command::PackArgs),
     /// Compare two versions of a skill (packages or folders), entry by entry.
     Diff(crate::pack::command::DiffArgs),
+    /// Write a skillcheck.toml holding every setting at its default, commented.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder to write skillcheck.toml into: a skill, or the folder that holds skills.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +133,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Pack(args) => exit_with(crate::pack::command::pack_command(&args)),
         Command::Diff(args) => exit_with(crate::pack::command::diff_command(&args)),
+        Command::Init(args) => exit_with(init_command(&args)),
         Command::Explain { rule } => match rules::find(&rule) {
             Some(r) => print_out(&registry::explain(r)),
             None => {
@@ -138,6 +148,16 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
     }
+}
+
+fn init_command(args: &InitArgs) -> anyhow::Result<u8> {
+    let path = crate::init::write_default_config(&args.dir)?;
+    println!(
+        "wrote {}: every setting at its default, commented; lint and pack read it for the skills in {} and below",
+        path.display(),
+        args.dir.display()
+    );
+    Ok(0)
 }
 
 /// An `anyhow` failure is a usage or I/O failure (exit 2); otherwise the command's own code.

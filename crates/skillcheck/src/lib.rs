@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod fix;
+pub mod init;
 pub mod lint;
 pub mod pack;
 #[doc(hidden)]
