@@ -194,6 +194,30 @@ def shared_systems(tmp_path_factory: object) -> Systems:
     return _systems
 
 
+def gateway_uvicorn_args(dockerfile: Path) -> tuple[str, ...]:
+    """The uvicorn options of the generated gateway image's CMD (its HTTP protocol with the
+    header deadline and size cap among them), so the system runs the gateway as deployed."""
+    text = dockerfile.read_text(encoding="utf-8")
+    start = text.index("CMD [")
+    argv: list[str] = json.loads(text[start + 4 : text.index("]", start) + 1])
+    assert argv[:2] == ["uvicorn", "microservice_gateway:app"], argv
+    options = argv[2:]
+    kept: list[str] = []
+    # --host and --port are the test's own; the rest is the deployment's.
+    skip = False
+    for option in options:
+        if skip:
+            skip = False
+        elif option in ("--host", "--port"):
+            skip = True
+        else:
+            kept.append(option)
+    assert "--http" in kept, (
+        f"{dockerfile}: the gateway must run with its own HTTP protocol"
+    )
+    return tuple(kept)
+
+
 @dataclass
 class Service:
     name: str
@@ -203,6 +227,7 @@ class Service:
     env: dict[str, str]
     venv: Venv
     log_dir: Path
+    uvicorn_args: tuple[str, ...] = ()
     process: ManagedProcess | None = None
 
     @property
@@ -221,6 +246,7 @@ class Service:
             "--port",
             str(self.port),
             "--no-access-log",
+            *self.uvicorn_args,
         ]
         self.process = spawn(
             self.name,
@@ -356,6 +382,7 @@ def running_system(
                 gateway_env,
                 venv,
                 log_dir,
+                uvicorn_args=gateway_uvicorn_args(project / "gateway" / "Dockerfile"),
             )
             stack.callback(gateway.stop)
             gateway.start()
