@@ -263,18 +263,18 @@ def test_manifest_layers_exist_and_every_layer_is_mounted() -> None:
         assert spec["default"] in spec["values"]
 
 
-def skill_table_rows(first_cell: str) -> dict[str, list[str]]:
+def skill_table_rows(first_cell: str, columns: int) -> dict[str, list[str]]:
     rows = {}
     for line in (SKILL / "SKILL.md").read_text(encoding="utf-8").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 3 and cells[0].startswith(first_cell):
+        if line.startswith("| ") and len(cells) == columns and cells[0].startswith(first_cell):
             rows[cells[0]] = cells
     return rows
 
 
 def test_skill_md_option_tables_match_the_manifest() -> None:
-    flag_rows = skill_table_rows("`--")
-    ask_rows = skill_table_rows("")
+    flag_rows = skill_table_rows("`--", 4)
+    ask_rows = skill_table_rows("", 3)
     for flag, spec in MANIFEST["options"].items():
         row = flag_rows.get(f"`--{flag}`")
         assert row is not None, f"SKILL.md: no row for `--{flag}` in the Scaffold option table"
@@ -282,6 +282,15 @@ def test_skill_md_option_tables_match_the_manifest() -> None:
             f"SKILL.md: `--{flag}` values differ from manifest.json: {list(spec['values'])}"
         )
         assert row[2] == f"`{spec['default']}`", f"SKILL.md: `--{flag}` default"
+        # The tiers cell: the option's tiers, then `value`: tiers for a value that narrows them.
+        tiers, _, narrowed = row[3].partition("(")
+        assert re.findall(r"\d", tiers) == spec["tiers"], (
+            f"SKILL.md: `--{flag}` tiers are {spec['tiers']} in manifest.json, not {row[3]!r}"
+        )
+        for value, meta in spec["values"].items():
+            if meta.get("tiers", spec["tiers"]) != spec["tiers"]:
+                expected = f"`{value}`: {', '.join(meta['tiers'])}"
+                assert expected in narrowed, f"SKILL.md: `--{flag}` tiers cell lacks {expected!r}"
         if "question" in spec:
             ask = ask_rows.get(spec["question"])
             assert ask is not None, f"SKILL.md: no '{spec['question']}' row in 'Ask first'"
@@ -289,6 +298,16 @@ def test_skill_md_option_tables_match_the_manifest() -> None:
             labels = [value["label"] for value in spec["values"].values()]
             assert offered == labels, f"SKILL.md '{spec['question']}': {offered} != {labels}"
             assert ask[2] == spec["values"][spec["default"]]["label"], spec["question"]
+
+
+def test_skill_md_states_every_implication_of_the_manifest() -> None:
+    text = (SKILL / "SKILL.md").read_text(encoding="utf-8")
+    assert MANIFEST["implications"], "manifest.json: expected at least --agent none => --queue none"
+    for rule in MANIFEST["implications"]:
+        ((flag, value),) = rule["if"].items()
+        for implied, implied_value in rule["then"].items():
+            sentence = f"`--{flag} {value}` implies `--{implied} {implied_value}`"
+            assert sentence in text, f"SKILL.md: say {sentence!r} near the option table"
 
 
 def test_generated_files_carry_no_markers(tmp_path: Path) -> None:

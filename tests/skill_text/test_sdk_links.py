@@ -13,7 +13,7 @@ from .markdown_blocks import SKILL
 
 REFERENCE = SKILL / "references" / "agent-orchestration.md"
 SECTION = "## Agent SDK runners"
-LINK = r"\]\((\.\./assets/scaffold/layers/agent-[a-z-]+/src/forge_app/agents/sdk\.py)\)"
+LINK = r"\]\((\.\./assets/scaffold/layers/agent-[a-z-]+/src/forge_app/agents/sdk\.py)(?: \"[^\"]*\")?\)"
 RUNNERS = sorted((SKILL / "assets" / "scaffold" / "layers").glob("agent-*/src/*/agents/sdk.py"))
 
 

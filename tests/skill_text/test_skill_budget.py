@@ -74,3 +74,47 @@ def test_dead_link_fails(tmp_path: Path) -> None:
     proc = _run(_skill(tmp_path, agents_chars=100, skill_md=broken))
     assert proc.returncode == 1
     assert "references/gone.md, which does not exist" in proc.stdout
+
+
+def test_files_a_listed_reference_links_are_counted(tmp_path: Path) -> None:
+    # existing.md says "copy it from the template": the agent opens the template, and
+    # whatever the template's own Markdown links send it to.
+    root = _skill(tmp_path, agents_chars=100)
+    (root / "assets").mkdir()
+    (root / "assets" / "routes.py").write_text("r" * 40_000, encoding="utf-8")
+    (root / "references" / "existing.md").write_text(
+        "Copy the pieces from [routes](../assets/routes.py#L3) and [core](core.md#settings).\n"
+        "```python\n[not a link](nowhere.md)\n```\n",
+        encoding="utf-8",
+    )
+    proc = _run(root)
+    assert proc.returncode == 1
+    assert "assets/routes.py (from references/existing.md:1)" in proc.stdout
+    assert "references/core.md (from references/existing.md:1)" in proc.stdout
+    assert "Add agent endpoints to an existing app: 4 files" in proc.stdout
+    assert "budget 8,000: OVER" in proc.stdout
+
+
+def test_links_titled_optional_are_not_followed(tmp_path: Path) -> None:
+    root = _skill(tmp_path, agents_chars=100)
+    (root / "assets").mkdir()
+    (root / "assets" / "routes.py").write_text("r" * 40_000, encoding="utf-8")
+    (root / "references" / "existing.md").write_text(
+        'All of them: [routes](../assets/routes.py "optional"); `[code](x.md)` is code.\n',
+        encoding="utf-8",
+    )
+    proc = _run(root)
+    assert proc.returncode == 0, proc.stdout
+    assert "Add agent endpoints to an existing app: 2 files" in proc.stdout
+    assert "routes.py" not in proc.stdout
+
+
+def test_a_followed_folder_link_fails_a_budgeted_list(tmp_path: Path) -> None:
+    root = _skill(tmp_path, agents_chars=100)
+    (root / "assets" / "layer").mkdir(parents=True)
+    (root / "references" / "existing.md").write_text(
+        "The code is in [the layer](../assets/layer/).\n", encoding="utf-8"
+    )
+    proc = _run(root)
+    assert proc.returncode == 1
+    assert "existing.md:1: assets/layer is a folder; link its files, or mark" in proc.stdout

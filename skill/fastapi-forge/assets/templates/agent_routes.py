@@ -88,6 +88,7 @@ class AgentSettings(BaseSettings):
 # --------------------------------------------------------------------------- runner
 # The generated project's agents/base.py, inlined so this file stands alone.
 
+# --8<-- [start:contract]
 ChunkType = Literal["text", "tool_call", "tool_result", "error", "usage"]
 
 
@@ -115,6 +116,7 @@ class AgentRequest:
     session_id: str | None = None
     model: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # --8<-- [end:contract]
 
 
 class AgentRunner(Protocol):
@@ -123,6 +125,7 @@ class AgentRunner(Protocol):
     def stream(self, request: AgentRequest) -> AsyncIterator[AgentChunk]: ...
 
 
+# --8<-- [start:fake-runner]
 class FakeRunner:
     """The generated project's fake agent: `You said: <prompt>` word by word, after a
     count_words tool call, then usage. For tests and local work."""
@@ -151,6 +154,7 @@ class FakeRunner:
             yield AgentChunk("text", text=piece)
         model = request.model or self.model
         yield AgentChunk("usage", usage=Usage(model, len(words), len(pieces)))
+        # --8<-- [end:fake-runner]
 
 
 # --------------------------------------------------------------------------- errors
@@ -365,8 +369,10 @@ async def agent_run_slot() -> AsyncIterator[None]:
 
 # --------------------------------------------------------------------------- schemas
 
+# --8<-- [start:limits]
 MAX_PROMPT_CHARS = 50_000
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\w.:/@-]+$")]
+# --8<-- [end:limits]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -409,10 +415,12 @@ class TicketResponse(BaseModel):
     expires_in: int
 
 
+# --8<-- [start:chunk-event]
 def chunk_event(chunk: AgentChunk) -> dict[str, Any]:
     """One chunk as the project's StreamEvent: type, text, data, usage."""
     usage = asdict(chunk.usage) if chunk.usage else None
     return {"type": chunk.type, "text": chunk.text, "data": chunk.data, "usage": usage}
+    # --8<-- [end:chunk-event]
 
 
 async def run_with_deadline(

@@ -100,6 +100,7 @@ def enabled_tools(names: Iterable[str]) -> list[Tool[Any]]:
     return [TOOLS[name] for name in dict.fromkeys(names)]
 
 
+# --8<-- [start:runner]
 class MessagesRunner:
     name = "anthropic"
 
@@ -207,6 +208,7 @@ def _add_usage(usage: dict[str, Usage], message: Message) -> None:
         cache_read_tokens=seen.cache_read_tokens + (figures.cache_read_input_tokens or 0),
         cache_write_tokens=seen.cache_write_tokens + (figures.cache_creation_input_tokens or 0),
     )
+    # --8<-- [end:runner]
 
 
 def build_sdk_runner(settings: Settings) -> AgentRunner:
