@@ -47,6 +47,9 @@ SECRET = "contract-secret-" + "x" * 40
 AUDIENCE = ISSUER = "contract"
 RATE_LIMIT = 40
 FAKE_DELAY = 0.02
+# Long enough for every run of the suite (the longest, LONG_PROMPT, is ~6 s but always
+# cancelled first); the timed-out runs take 1500 words (~30 s).
+AGENT_TIMEOUT = 5
 TARGETS = ("project", "single_api", "agent_routes")
 
 
@@ -134,6 +137,7 @@ def common_env(project: Path, redis_url: str, **extra: str) -> dict[str, str]:
         RATE_LIMIT_REQUESTS=str(RATE_LIMIT),
         RATE_LIMIT_WINDOW_SECONDS="60",
         AGENT_MAX_CONCURRENT_RUNS="1",
+        AGENT_TIMEOUT_SECONDS=str(AGENT_TIMEOUT),
         TICKET_TTL_SECONDS="2",
         ENVIRONMENT="prod",
         LOG_JSON="true",

@@ -153,6 +153,85 @@ def test_websocket_run_ping_cancel(target: Target) -> None:
             assert message["type"] in {"tool_result", "text"}, message
 
 
+# --- one event contract: the same shapes from every target --------------------------------
+
+TIMED_OUT = " ".join(["slow"] * 1500)  # ~30 s of fake agent output, past AGENT_TIMEOUT
+# The project's StreamEvent: every SSE event and every WebSocket chunk frame has these.
+EVENT_KEYS = {"type": "str", "text": "str", "data": "dict", "usage": "NoneType"}
+# (transport, run) -> target name -> shapes; a target's shapes are compared with those of
+# every target that ran before it in this session.
+SEEN: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def shape(value: Any) -> Any:
+    """Keys and value types, recursively; values themselves are left out."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(item) for item in value]
+    return type(value).__name__
+
+
+def top_level(event: dict[str, Any], kind: str) -> dict[str, str]:
+    """Keys and value types of one event; only a `usage` event has a usage object."""
+    types = {key: type(value).__name__ for key, value in event.items()}
+    if kind == "usage" and types.get("usage") == "dict":
+        types["usage"] = "NoneType"
+    return types
+
+
+def collapse(shapes: list[Any]) -> list[Any]:
+    """One entry per run of equal shapes: the number of text chunks is not the contract."""
+    return [s for i, s in enumerate(shapes) if i == 0 or s != shapes[i - 1]]
+
+
+def same_as_other_targets(target: Target, key: tuple[str, str], shapes: Any) -> None:
+    seen = SEEN.setdefault(key, {})
+    seen[target.name] = shapes
+    for other, theirs in seen.items():
+        assert shapes == theirs, f"{key}: {target.name} differs from {other}"
+
+
+@pytest.mark.parametrize("run", ["normal", "timed_out"])
+def test_sse_event_shapes_are_one_contract(target: Target, run: str) -> None:
+    prompt = "shape of things" if run == "normal" else TIMED_OUT
+    with target.client(headers=target.auth()) as client:
+        events = read_stream(client, prompt=prompt)
+    # Every event, the final done or error included, has the next id (Last-Event-ID).
+    assert [event_id for _, _, event_id in events] == [
+        str(i) for i in range(1, len(events) + 1)
+    ], events
+    for kind, data, _ in events:
+        assert top_level(data, kind) == EVENT_KEYS, (kind, data)
+    shapes = collapse([(kind, shape(data)) for kind, data, _ in events])
+    kinds = [kind for kind, _ in shapes]
+    if run == "normal":
+        assert kinds == ["tool_call", "tool_result", "text", "usage", "done"], kinds
+        assert events[-1][1] == {"type": "done", "text": "", "data": {}, "usage": None}
+    else:
+        assert kinds[-1] == "error" and "done" not in kinds, kinds
+        assert events[-1][1]["text"] == "the agent did not finish in time"
+    same_as_other_targets(target, ("sse", run), shapes)
+
+
+@pytest.mark.parametrize("run", ["normal", "timed_out"])
+def test_websocket_event_shapes_are_one_contract(target: Target, run: str) -> None:
+    prompt = "shape of things" if run == "normal" else TIMED_OUT
+    with ws_connect(
+        f"{target.ws_url}/agents/ws", additional_headers=target.auth()
+    ) as ws:
+        assert receive(ws) == {"type": "ready"}
+        messages = run_over(ws, prompt)
+    *chunks, last = messages
+    for message in chunks:
+        assert top_level(message, message["type"]) == EVENT_KEYS, message
+    if run == "normal":
+        assert last == {"type": "done"}
+    else:
+        assert last == {"type": "error", "text": "the agent did not finish in time"}
+    same_as_other_targets(target, ("ws", run), collapse([shape(m) for m in messages]))
+
+
 def refused(url: str, headers: dict[str, str] | None = None) -> InvalidStatus:
     with (
         pytest.raises(InvalidStatus) as error,

@@ -529,10 +529,14 @@ async def stream_agent(
             )
             if chunk.type == "error":
                 return
-        yield ServerSentEvent(event="done", id=str(sequence + 1), data={"type": "done"})
+        # The StreamEvent shape, like every event; nothing in it but its type.
+        done = {"type": "done", "text": "", "data": {}, "usage": None}
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data=done)
     except TimeoutError:
-        timeout = {"type": "error", "text": "the agent did not finish in time"}
-        yield ServerSentEvent(event="error", data=timeout)
+        timeout = chunk_event(
+            AgentChunk("error", text="the agent did not finish in time")
+        )
+        yield ServerSentEvent(event="error", id=str(sequence + 1), data=timeout)
     finally:
         with contextlib.suppress(Exception):
             await chunks.aclose()  # type: ignore[attr-defined]
@@ -830,16 +834,22 @@ def install_agent_routes(
             await asyncio.gather(watcher, *api.tasks.values(), return_exceptions=True)
             await redis.aclose()
 
-    # One Depends object shared by the run routes: AGENT_MAX_CONCURRENT_RUNS per
-    # process; more wait for a slot, held to the end of the response (of an SSE stream).
-    run_slot = Depends(
-        agent_run_slot,
-        scope="request",
-        max_concurrency=settings.agent_max_concurrent_runs,
+    # One Depends object, declared on the APIRouter around the run routes:
+    # AGENT_MAX_CONCURRENT_RUNS per process; more wait for a slot, held to the end of the
+    # response (of an SSE stream; a WebSocket while connected).
+    capped = APIRouter(
+        dependencies=[
+            Depends(
+                agent_run_slot,
+                scope="request",
+                max_concurrency=settings.agent_max_concurrent_runs,
+            )
+        ]
     )
+    capped.include_router(run_router)
     lifecycle = APIRouter(lifespan=lifespan)
     app.include_router(lifecycle)
     app.include_router(tickets_router)
     app.include_router(router)
-    app.include_router(run_router, dependencies=[run_slot])
+    app.include_router(capped)
     return api

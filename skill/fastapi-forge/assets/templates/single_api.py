@@ -18,6 +18,7 @@ generated project:
 Zero setup: without DATABASE_URL and REDIS_URL it keeps jobs in a SQLite file
 (`forge_app.db`), rate limits and tickets in process memory (one worker only) and signs
 development tokens with a secret kept in `.forge-dev-secret`; the start-up log says so.
+That is a dev mode only: with ENVIRONMENT=prod and no REDIS_URL it refuses to start.
 With DATABASE_URL (PostgreSQL) and REDIS_URL it uses them, shared by every worker.
 Jobs run in-process (asyncio tasks) in both modes, their state in the database; a
 worker polls its jobs' cancel flag, so a DELETE served by any worker stops the job,
@@ -40,9 +41,9 @@ Run:
     curl -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
          -d '{"prompt": "hello there"}' localhost:8000/agents/run
 
-Production: set ENVIRONMENT=prod, JWT_SECRET (32+ bytes), DATABASE_URL, REDIS_URL; for
-several workers set PROMETHEUS_MULTIPROC_DIR to an empty directory so /metrics sums all
-workers. Every setting is a field of `Settings` below (environment variable = field name
+Production: set ENVIRONMENT=prod, JWT_SECRET (32+ bytes) and REDIS_URL (both required,
+else it refuses to start), DATABASE_URL; for several workers set PROMETHEUS_MULTIPROC_DIR
+to an empty directory so /metrics sums all workers. Every setting is a field of `Settings` below (environment variable = field name
 in upper case, or a `.env` file). The agent is a deterministic fake until you put a real
 runner in `build_runner`.
 """
@@ -177,11 +178,20 @@ class Settings(BaseSettings):
     job_stale_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> Settings:
+    def _production_needs_real_secrets_and_redis(self) -> Settings:
         if self.environment == "prod":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret.encode()) < 32:
                 raise ValueError("JWT_SECRET of at least 32 bytes is required in prod")
+            if not self.redis_url:
+                # In-process limits and tickets are per worker and lost on restart: a
+                # limit multiplied by the worker count, tickets one worker cannot see.
+                raise ValueError(
+                    "REDIS_URL is required when ENVIRONMENT=prod: without it rate limits"
+                    " and tickets are kept in process memory, which only the zero-setup"
+                    " dev mode allows. Set REDIS_URL=redis://HOST:6379/0, or"
+                    " ENVIRONMENT=dev for a local trial"
+                )
         return self
 
     @property
@@ -1412,10 +1422,14 @@ async def run_stream(
             )
             if chunk.type == "error":
                 return
-        yield ServerSentEvent(event="done", id=str(sequence + 1), data={"type": "done"})
+        # The StreamEvent shape, like every event; nothing in it but its type.
+        done = {"type": "done", "text": "", "data": {}, "usage": None}
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data=done)
     except TimeoutError:
-        error = {"type": "error", "text": "the agent did not finish in time"}
-        yield ServerSentEvent(event="error", data=error)
+        error = stream_event(
+            AgentChunk("error", text="the agent did not finish in time")
+        )
+        yield ServerSentEvent(event="error", id=str(sequence + 1), data=error)
     finally:
         STREAMS_OPEN.labels("sse").dec()
         with suppress(Exception):
@@ -1620,15 +1634,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(agents_router)
-    # One Depends object for the routes that run the agent: AGENT_MAX_CONCURRENT_RUNS
-    # per process; more wait for a slot, held until the response (an SSE stream, a
-    # WebSocket session) ends.
-    run_slot = Depends(
-        agent_run_slot,
-        scope="request",
-        max_concurrency=settings.agent_max_concurrent_runs,
+    # One Depends object, declared on the APIRouter around the routes that run the
+    # agent: AGENT_MAX_CONCURRENT_RUNS per process; more wait for a slot, held until the
+    # response (an SSE stream, a WebSocket session) ends.
+    capped = APIRouter(
+        dependencies=[
+            Depends(
+                agent_run_slot,
+                scope="request",
+                max_concurrency=settings.agent_max_concurrent_runs,
+            )
+        ]
     )
-    app.include_router(runs_router, dependencies=[run_slot])
+    capped.include_router(runs_router)
+    app.include_router(capped)
     return app
 
 

@@ -108,6 +108,7 @@ async def stream_agent(
         outcome = "timeout"
         yield ServerSentEvent(
             event="error",
+            id=str(sequence + 1),
             data=StreamEvent(type="error", text="the agent did not finish in time"),
         )
     finally:
