@@ -835,8 +835,8 @@ def install_agent_routes(
             await redis.aclose()
 
     # One Depends object, declared on the APIRouter around the run routes:
-    # AGENT_MAX_CONCURRENT_RUNS per process; more wait for a slot, held to the end of the
-    # response (of an SSE stream; a WebSocket while connected).
+    # AGENT_MAX_CONCURRENT_RUNS per process; more wait for a slot, held to the end of
+    # the response (of an SSE stream; a WebSocket while connected).
     capped = APIRouter(
         dependencies=[
             Depends(

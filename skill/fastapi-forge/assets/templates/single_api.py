@@ -42,10 +42,11 @@ Run:
          -d '{"prompt": "hello there"}' localhost:8000/agents/run
 
 Production: set ENVIRONMENT=prod, JWT_SECRET (32+ bytes) and REDIS_URL (both required,
-else it refuses to start), DATABASE_URL; for several workers set PROMETHEUS_MULTIPROC_DIR
-to an empty directory so /metrics sums all workers. Every setting is a field of `Settings` below (environment variable = field name
-in upper case, or a `.env` file). The agent is a deterministic fake until you put a real
-runner in `build_runner`.
+else it refuses to start), DATABASE_URL; for several workers set
+PROMETHEUS_MULTIPROC_DIR to an empty directory so /metrics sums all workers. Every
+setting is a field of `Settings` below (environment variable = field name in upper
+case, or a `.env` file). The agent is a deterministic fake until you put a real runner
+in `build_runner`.
 """
 
 from __future__ import annotations
@@ -187,9 +188,9 @@ class Settings(BaseSettings):
                 # In-process limits and tickets are per worker and lost on restart: a
                 # limit multiplied by the worker count, tickets one worker cannot see.
                 raise ValueError(
-                    "REDIS_URL is required when ENVIRONMENT=prod: without it rate limits"
-                    " and tickets are kept in process memory, which only the zero-setup"
-                    " dev mode allows. Set REDIS_URL=redis://HOST:6379/0, or"
+                    "REDIS_URL is required when ENVIRONMENT=prod: without it rate"
+                    " limits and tickets are kept in process memory, which only the"
+                    " zero-setup dev mode allows. Set REDIS_URL=redis://HOST:6379/0, or"
                     " ENVIRONMENT=dev for a local trial"
                 )
         return self
