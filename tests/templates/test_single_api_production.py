@@ -19,7 +19,12 @@ def test_prod_without_redis_refuses_to_start(tmp_path: Path) -> None:
         for key, value in os.environ.items()
         if not key.startswith(("DATABASE_URL", "REDIS_URL", "JWT_", "ENVIRONMENT"))
     }
-    env |= {"ENVIRONMENT": "prod", "JWT_SECRET": "p" * 40}
+    # The template folder is in the skill: no bytecode cache may be left there.
+    env |= {
+        "ENVIRONMENT": "prod",
+        "JWT_SECRET": "p" * 40,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     command = [sys.executable, "-m", "uvicorn", "--factory", "single_api:create_app"]
     command += ["--app-dir", str(TEMPLATES), "--port", str(free_port())]
     # Before the check existed, the server simply started: the timeout is the failure.
