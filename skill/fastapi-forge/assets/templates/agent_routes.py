@@ -507,9 +507,8 @@ async def stream_agent(
     model: Annotated[ModelName | None, Query()] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """SSE: one event per chunk (tool_call, tool_result, text, usage), then `done`, or
-    `error` on an agent error or AGENT_TIMEOUT_SECONDS. FastAPI adds `: ping` comments
-    after 15 s of silence. A client that leaves cancels the task iterating this
-    generator; the cancellation runs through the agent's stream, which stops."""
+    `error` on an agent error or AGENT_TIMEOUT_SECONDS. FastAPI sends `: ping` after
+    15 s idle. A client leaving cancels this generator's task and the agent's stream."""
     api = agent_api(request)
     deadline = asyncio.get_running_loop().time() + api.settings.agent_timeout_seconds
     chunks = api.runner.stream(AgentRequest(prompt, model=model))
@@ -529,7 +528,6 @@ async def stream_agent(
             )
             if chunk.type == "error":
                 return
-        # The StreamEvent shape, like every event; nothing in it but its type.
         done = {"type": "done", "text": "", "data": {}, "usage": None}
         yield ServerSentEvent(event="done", id=str(sequence + 1), data=done)
     except TimeoutError:
