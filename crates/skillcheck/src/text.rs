@@ -73,17 +73,30 @@ pub fn parent(path: &str) -> &str {
 
 /// Joins and normalises; `None` when `..` climbs above the root.
 pub fn join_normalized(dir: &str, rel: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+    // The joined components, `/`-separated, built in place: a `..` cuts the last one off.
+    let mut out = String::with_capacity(dir.len() + rel.len() + 1);
+    let push = |out: &mut String, comp: &str| {
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(comp);
+    };
+    for comp in dir.split('/').filter(|s| !s.is_empty()) {
+        push(&mut out, comp);
+    }
     for comp in rel.split('/') {
         match comp {
             "" | "." => {}
             ".." => {
-                parts.pop()?;
+                if out.is_empty() {
+                    return None;
+                }
+                out.truncate(out.rfind('/').unwrap_or(0));
             }
-            c => parts.push(c),
+            c => push(&mut out, c),
         }
     }
-    Some(parts.join("/"))
+    Some(out)
 }
 
 /// Lowercase, Markdown formatting removed, whitespace collapsed (checklist matching).

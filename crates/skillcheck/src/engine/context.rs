@@ -284,11 +284,20 @@ impl<'a> Context<'a> {
     /// skill's own folder (`skills/<name>/scripts/x.py`) counts from the skill root.
     pub fn resolve_mention(&self, from: &str, token: &str) -> Dest {
         let token = token.trim_start_matches("./");
-        let mut fallback = Dest::Missing(token.to_string());
+        let mut fallback = None;
         let name = self.source.name.as_str();
-        let through_skill = token
-            .strip_prefix(&format!("{name}/"))
-            .or_else(|| token.split_once(&format!("/{name}/")).map(|(_, rest)| rest))
+        // After `<name>/` at the start, or after the first `/<name>/`.
+        let after_name = |at: usize| {
+            token[at..]
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('/'))
+        };
+        let through_skill = after_name(0)
+            .or_else(|| {
+                token
+                    .match_indices('/')
+                    .find_map(|(slash, _)| after_name(slash + 1))
+            })
             .filter(|rest| !rest.is_empty());
         for base in [parent(from), ""] {
             if let Some(joined) = join_normalized(base, token)
@@ -296,14 +305,14 @@ impl<'a> Context<'a> {
             {
                 match self.lookup(&joined) {
                     found @ (Dest::File(_) | Dest::Dir(_) | Dest::Rejected) => return found,
-                    case @ Dest::CaseMismatch(_) => fallback = case,
+                    case @ Dest::CaseMismatch(_) => fallback = Some(case),
                     _ => {}
                 }
             }
         }
         match through_skill.map(|rest| self.lookup(rest)) {
             Some(found @ (Dest::File(_) | Dest::Dir(_))) => found,
-            _ => fallback,
+            _ => fallback.unwrap_or_else(|| Dest::Missing(token.to_string())),
         }
     }
 

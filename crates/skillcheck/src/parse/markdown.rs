@@ -420,6 +420,19 @@ fn fence_closed(source: &str) -> bool {
     }
 }
 
+/// The bytes of a word [`push_code_paths`] keeps: ASCII letters and digits, `/._-@+%*`.
+static PATH_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'/' | b'.' | b'_' | b'-' | b'@' | b'+' | b'%' | b'*');
+        b += 1;
+    }
+    table
+};
+
 /// Keeps the words of code that may name a file or folder of the skill: relative paths
 /// (`scripts/x.py`, `assets/tpl/`) and file names with an extension (`other.md`).
 /// A word is a maximal run of path characters, so `python scripts/x.py:12` yields
@@ -427,10 +440,7 @@ fn fence_closed(source: &str) -> bool {
 /// `col` is the inline code's column, `None` for a code block.
 fn push_code_paths(out: &mut Vec<CodePath>, code: &str, line: usize, col: Option<usize>) {
     let bytes = code.as_bytes();
-    let is_path_byte = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(b, b'/' | b'.' | b'_' | b'-' | b'@' | b'+' | b'%' | b'*')
-    };
+    let is_path_byte = |b: u8| PATH_BYTE[usize::from(b)];
     let mut i = 0;
     while i < bytes.len() {
         if !is_path_byte(bytes[i]) {
@@ -447,6 +457,10 @@ fn push_code_paths(out: &mut Vec<CodePath>, code: &str, line: usize, col: Option
                 _ => {}
             }
             i += 1;
+        }
+        // Most words are neither a path nor a file name.
+        if !has_slash && last_dot.is_none() {
+            continue;
         }
         // A URL (`https://...`) is not a path of the skill.
         if bytes.get(i) == Some(&b':') && bytes.get(i + 1) == Some(&b'/') {

@@ -10,6 +10,14 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
     let pattern = pattern.trim_end_matches('/');
     let anchored = pattern.starts_with('/') || pattern.contains('/');
     let pattern = pattern.trim_start_matches('/');
+    if !anchored {
+        // A name at any depth: each component on its own, the last one only for files.
+        let names = path.split('/').count() - usize::from(dir_only);
+        return path
+            .split('/')
+            .take(names)
+            .any(|name| match_segments(pattern, name));
+    }
     let components: Vec<&str> = path.split('/').collect();
     for end in 1..=components.len() {
         // A folder pattern matches only a proper prefix (a folder), never the file itself.
@@ -33,13 +41,18 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
 /// a `.skillignore` ships inside the skill being packed and must not be able to stall pack
 /// with a backtracking blow-up such as `*a*a*a*a*a*a*ab`.
 fn match_segments(pattern: &str, text: &str) -> bool {
-    // Most patterns are a name or `*.ext`: answer those without the table.
-    match pattern.strip_prefix('*') {
-        _ if !pattern.contains(['*', '?']) => return pattern == text,
-        Some(rest) if !rest.contains(['*', '?']) => {
-            return text.ends_with(rest) && !text[..text.len() - rest.len()].contains('/');
+    // Most patterns are a name, `*.ext`, `name.*` or `#*#`: answer those without the table.
+    if !pattern.contains('?') {
+        match pattern.split_once('*') {
+            None => return pattern == text,
+            Some((prefix, suffix)) if !suffix.contains('*') => {
+                return text.len() >= prefix.len() + suffix.len()
+                    && text.starts_with(prefix)
+                    && text.ends_with(suffix)
+                    && !text[prefix.len()..text.len() - suffix.len()].contains('/');
+            }
+            _ => {}
         }
-        _ => {}
     }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
