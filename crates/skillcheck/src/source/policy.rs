@@ -1,7 +1,5 @@
 //! The one list of files that must not ship: lint reports them (HYG001), pack leaves them out.
 
-use super::glob::glob_match;
-
 /// Gitignore-style patterns in order, the last match deciding (`!` re-includes), each with
 /// what the file is. Folder patterns are literal names, so the folder can be named.
 const MUST_NOT_SHIP_PATTERNS: &[(&str, &str)] = &[
@@ -54,16 +52,44 @@ pub fn default_excludes() -> impl Iterator<Item = &'static str> {
         .chain(MUST_NOT_SHIP_PATTERNS.iter().map(|(p, _)| *p))
 }
 
+/// Every must-not-ship pattern is one name matched at any depth (`*` at most once, no `?`,
+/// no `/` but a folder's trailing one), so a path's names are read once and each compared
+/// with a prefix and a suffix, instead of running the general glob matcher 29 times per file
+/// (lint asks this of every file three times).
+fn name_matches(glob: &str, name: &str) -> bool {
+    match glob.split_once('*') {
+        None => glob == name,
+        Some((prefix, suffix)) => {
+            name.len() >= prefix.len() + suffix.len()
+                && name.starts_with(prefix)
+                && name.ends_with(suffix)
+        }
+    }
+}
+
 /// Whether `path` (relative to the skill root) must not ship, and why.
 pub fn must_not_ship(path: &str) -> Option<MustNotShip> {
+    // Bit i: pattern i matched some name of the path (a folder pattern, a folder's name).
+    let mut matched = 0u64;
+    let mut names = path.split('/').peekable();
+    while let Some(name) = names.next() {
+        let is_folder = names.peek().is_some();
+        for (i, &(pattern, _)) in MUST_NOT_SHIP_PATTERNS.iter().enumerate() {
+            let glob = pattern.strip_prefix('!').unwrap_or(pattern);
+            let (glob, folder_only) = match glob.strip_suffix('/') {
+                Some(folder) => (folder, true),
+                None => (glob, false),
+            };
+            if (is_folder || !folder_only) && name_matches(glob, name) {
+                matched |= 1 << i;
+            }
+        }
+    }
+    // Gitignore order: the last matching pattern decides, `!` re-includes.
     let mut verdict = None;
-    for &(pattern, what) in MUST_NOT_SHIP_PATTERNS {
-        let (negated, glob) = match pattern.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, pattern),
-        };
-        if glob_match(glob, path) {
-            verdict = (!negated).then_some((pattern, what));
+    for (i, &(pattern, what)) in MUST_NOT_SHIP_PATTERNS.iter().enumerate() {
+        if matched & (1 << i) != 0 {
+            verdict = (!pattern.starts_with('!')).then_some((pattern, what));
         }
     }
     let (pattern, what) = verdict?;
@@ -108,6 +134,52 @@ mod tests {
         assert_eq!(at("scripts/.tox/py/x"), Some("scripts/.tox".into()));
         assert_eq!(at("a/__pycache__/m.pyc"), Some("a/__pycache__".into()));
         assert_eq!(at("a/m.py"), None);
+    }
+
+    #[test]
+    fn every_pattern_is_one_name_and_matches_as_the_glob_matcher_does() {
+        assert!(
+            MUST_NOT_SHIP_PATTERNS.len() <= 64,
+            "the matched set is a u64"
+        );
+        for (pattern, _) in MUST_NOT_SHIP_PATTERNS {
+            let glob = pattern.trim_start_matches('!').trim_end_matches('/');
+            assert!(!glob.contains(['?', '/']), "{pattern}");
+            assert!(glob.matches('*').count() <= 1, "{pattern}");
+        }
+        let paths = [
+            "a/.env",
+            ".env.local",
+            "x/.env.example",
+            "b/#x#",
+            "#",
+            "##",
+            "a/.#x",
+            "x~",
+            "~",
+            "a.pyc/b.md",
+            "__pycache__",
+            "a/__pycache__",
+            "a/__pycache__/m.pyc",
+            "node_modules/x",
+            "a/b/.venv/lib/x.py",
+            ".tox",
+            "Thumbs.db/x",
+            "a/desktop.ini",
+            "m.pyo",
+            "notes.md",
+        ];
+        for path in paths {
+            let mut expected = None;
+            for &(pattern, what) in MUST_NOT_SHIP_PATTERNS {
+                let glob = pattern.strip_prefix('!').unwrap_or(pattern);
+                if super::super::glob::glob_match(glob, path) {
+                    expected = (!pattern.starts_with('!')).then_some((pattern, what));
+                }
+            }
+            let got = must_not_ship(path).map(|m| (m.pattern, m.what));
+            assert_eq!(got, expected, "{path}");
+        }
     }
 
     #[test]
