@@ -236,6 +236,10 @@ class Project:
                 "install",
                 "--python",
                 self.python,
+                # The tests run under PYTHONDONTWRITEBYTECODE: without compiled modules every
+                # uvicorn worker recompiles its imports at start and, on a busy machine, misses
+                # its health deadline (the multi-worker metrics test timed out that way).
+                "--compile-bytecode",
                 "--editable",
                 ".",
                 "--group",

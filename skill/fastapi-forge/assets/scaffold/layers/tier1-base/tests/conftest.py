@@ -80,3 +80,8 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def headers(credentials: Credentials) -> dict[str, str]:
     return credentials.headers("alice")
+
+
+@pytest.fixture
+def other_caller_headers(credentials: Credentials) -> dict[str, str]:
+    return credentials.headers("mallory")
