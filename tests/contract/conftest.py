@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_tier1.project import BASE_PYTHON, SCAFFOLD, UV, clean_env, run
+from generated_tier1.project import BASE_PYTHON, SCAFFOLD, UV, clean_env, run
 from forge_testing import (
     REPO_ROOT,
     ManagedProcess,

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from e2e_tier1.project import UV, clean_env, run
+from generated_tier1.project import UV, clean_env, run
 from forge_testing import REPO_ROOT, redis_database, throwaway_database
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_tier1.project import COMBOS, Combo
+from generated_tier1.project import COMBOS, Combo
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"

@@ -1,5 +1,5 @@
 """The scaffold script itself: options, dry runs, refusals, rendering. Standard library only;
-installing and running generated projects is tests/e2e_tier1/'s job."""
+installing and running generated projects is tests/generated_tier1/'s job."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """agent-orchestration.md points at the SDK runner files instead of copying them.
 
 Its `## Agent SDK runners` section links every agent layer's `agents/sdk.py` (an agent reads
-the one file it needs; tests/agent_sdks runs them); runner code copied into the reference
+the one file it needs; tests/agent_runners runs them); runner code copied into the reference
 would drift, so none is allowed there.
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
-from e2e_tier2.system import Service, Venv, base_env, run
+from generated_tier2.system import Service, Venv, base_env, run
 from forge_testing import free_port, throwaway_database
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from e2e_tier3.system import Db
+from generated_tier3.system import Db
 from forge_testing import spawn, throwaway_database
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 
 
 def test_no_test_folder_shadows_an_installed_module() -> None:

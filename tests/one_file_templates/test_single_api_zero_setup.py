@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from templates.helpers import (
+from one_file_templates.helpers import (
     TEMPLATES,
     Server,
     bearer,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from forge_testing import free_port
 
-from templates.helpers import TEMPLATES
+from one_file_templates.helpers import TEMPLATES
 
 
 def test_prod_without_redis_refuses_to_start(tmp_path: Path) -> None:

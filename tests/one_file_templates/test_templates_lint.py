@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from templates.helpers import TEMPLATES
+from one_file_templates.helpers import TEMPLATES
 
 FILES = [TEMPLATES / "single_api.py", TEMPLATES / "agent_routes.py"]
 RULES = "E,F,W,I,UP,B,ASYNC"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_tier2.system import base_env, rabbit_vhost, shared_systems, source_path
+from generated_tier2.system import base_env, rabbit_vhost, shared_systems, source_path
 from forge_testing import REPO_ROOT, redis_database
 
 from .system import Orders, Venv, running_orders

@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
-from templates.helpers import (
+from one_file_templates.helpers import (
     SECRET,
     Server,
     TcpProxy,

@@ -10,7 +10,7 @@ import time
 import jwt
 import pytest
 
-from templates.helpers import TEMPLATES
+from one_file_templates.helpers import TEMPLATES
 
 SECRET = "host-secret-" + "z" * 32
 

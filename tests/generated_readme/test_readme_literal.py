@@ -10,7 +10,7 @@ DATABASE_URL; the project's tests derive their own database from it); nothing el
 test process's environment leaks in. The API listens on the README's port 8000; one run at a time per machine (a lock).
 
 On failure the transcript (every command, its output and exit status, and the output of
-the other terminals) is printed; it is always saved to .cache/readme_literal/<project>.txt
+the other terminals) is printed; it is always saved to .cache/generated_readme/<project>.txt
 for quoting.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from e2e_tier1.project import (
+from generated_tier1.project import (
     BASE_PYTHON,
     SCAFFOLD,
     UV,
@@ -39,7 +39,7 @@ from e2e_tier1.project import (
     clean_env,
     scaffold,
 )
-from e2e_tier1.project import run as run_command
+from generated_tier1.project import run as run_command
 from forge_testing import REPO_ROOT, _admin_execute, redis_database
 
 from .shell import ReadmeRun, fenced_blocks
@@ -47,7 +47,7 @@ from .shell import ReadmeRun, fenced_blocks
 pytestmark = pytest.mark.e2e
 
 README_PORT = 8000
-TRANSCRIPTS = REPO_ROOT / ".cache" / "readme_literal"
+TRANSCRIPTS = REPO_ROOT / ".cache" / "generated_readme"
 LOCK = Path("/tmp/fastapi-forge-readme-literal.lock")
 
 COMBOS = (
