@@ -1,5 +1,6 @@
 """Fixtures for the repository's tests: real PostgreSQL and Redis from `scripts/services`,
-throwaway databases, and real uvicorn processes whose logs are shown when a test fails."""
+the machine's RabbitMQ, throwaway databases, Redis databases and vhosts, and real uvicorn
+processes whose logs are shown when a test fails. The code behind them is forge_testing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from forge_testing import (
     LIVE_PROCESSES,
     ManagedProcess,
     Server,
+    ensure_rabbitmq,
+    rabbitmq_vhost,
     redis_database,
     require_env,
     spawn,
@@ -45,6 +48,25 @@ def postgres_url(pg_admin_url: str, request: pytest.FixtureRequest) -> Iterator[
 def redis_url(redis_base_url: str) -> Iterator[str]:
     """A Redis logical database for this test module, flushed before and after."""
     with redis_database(redis_base_url) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_broker_url(redis_base_url: str) -> Iterator[str]:
+    """A Redis logical database of this test's own, for a broker (Redis Streams)."""
+    with redis_database(redis_base_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_ready() -> None:
+    ensure_rabbitmq()
+
+
+@pytest.fixture
+def rabbit_url(rabbitmq_ready: None) -> Iterator[str]:
+    """The AMQP URL of a RabbitMQ vhost of this test's own, deleted afterwards."""
+    with rabbitmq_vhost() as url:
         yield url
 
 

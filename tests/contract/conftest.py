@@ -26,16 +26,19 @@ from typing import Any
 
 import httpx
 import pytest
-from generated_tier1.project import BASE_PYTHON, SCAFFOLD, UV, clean_env, run
 from forge_testing import (
     REPO_ROOT,
     ManagedProcess,
+    clean_env,
     redis_database,
+    run,
     spawn,
     start_uvicorn,
     throwaway_database,
     wait_until,
 )
+from forge_testing.venvs import BASE_PYTHON, UV
+from generated_tier1.project import SCAFFOLD
 
 pytestmark = pytest.mark.e2e
 

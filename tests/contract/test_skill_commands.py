@@ -13,8 +13,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from generated_tier1.project import UV, clean_env, run
-from forge_testing import REPO_ROOT, redis_database, throwaway_database
+from forge_testing import REPO_ROOT, clean_env, redis_database, run, throwaway_database
+from forge_testing.venvs import UV
 
 pytestmark = pytest.mark.e2e
 

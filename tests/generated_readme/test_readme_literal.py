@@ -16,7 +16,6 @@ for quoting.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -30,17 +29,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from generated_tier1.project import (
-    BASE_PYTHON,
-    SCAFFOLD,
-    UV,
+from forge_testing import (
+    REPO_ROOT,
     UV_CACHE_DIR,
-    Combo,
     clean_env,
-    scaffold,
+    drop_database,
+    redis_database,
 )
-from generated_tier1.project import run as run_command
-from forge_testing import REPO_ROOT, _admin_execute, redis_database
+from forge_testing import run as run_command
+from forge_testing.venvs import BASE_PYTHON, UV
+from generated_tier1.project import SCAFFOLD, Combo, scaffold
 
 from .shell import ReadmeRun, fenced_blocks
 
@@ -97,9 +95,7 @@ def one_run_per_machine(port: int = README_PORT) -> Iterator[None]:
 
 def drop(admin_url: str, *names: str) -> None:
     for name in names:
-        asyncio.run(
-            _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
+        drop_database(admin_url, name)
 
 
 # How this machine reaches the package index (proxies, CA bundles, index settings): part of

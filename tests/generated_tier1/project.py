@@ -7,17 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forge_testing import PIP_CACHE_DIR, REPO_ROOT
+from forge_testing import REPO_ROOT, clean_env, run
+from forge_testing.venvs import BASE_PYTHON, UV
 
-# uv comes from the repository's test venv (tests/requirements.txt); the projects' venvs use
-# the interpreter that venv was made from, never one uv would download.
-UV = Path(sys.executable).parent / "uv"
-BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
-UV_CACHE_DIR = REPO_ROOT / ".cache" / "uv"
 SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
 FLAGS = ("db", "auth", "agent", "deploy", "queue")
 
@@ -112,67 +108,6 @@ DEFAULT = COMBOS[0]
 
 def by_deploy(deploy: str) -> Combo:
     return next(combo for combo in COMBOS if combo.deploy == deploy)
-
-
-class CommandFailed(AssertionError):
-    pass
-
-
-def run(
-    argv: Sequence[str | Path],
-    *,
-    cwd: Path,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 900,
-    check: bool = True,
-) -> subprocess.CompletedProcess[str]:
-    """Runs a command to completion; a failure raises with the command's whole output."""
-    started = time.monotonic()
-    try:
-        result = subprocess.run(
-            [str(arg) for arg in argv],
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        output = (
-            error.output.decode(errors="replace")
-            if isinstance(error.output, bytes)
-            else ""
-        )
-        raise CommandFailed(
-            f"timed out after {timeout:.0f}s in {cwd}: {argv}\n{output}"
-        ) from None
-    if check and result.returncode != 0:
-        raise CommandFailed(
-            f"exit {result.returncode} after {time.monotonic() - started:.1f}s in {cwd}:\n"
-            f"$ {' '.join(str(arg) for arg in argv)}\n{result.stdout}"
-        )
-    return result
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without anything that would steer a child
-    interpreter towards the repository's own virtualenv or test configuration."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS"}
-        and not key.startswith("PYTEST_")
-    }
-    env["PIP_CACHE_DIR"] = str(PIP_CACHE_DIR)
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["UV_CACHE_DIR"] = str(UV_CACHE_DIR)
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    env["UV_NO_PROGRESS"] = "1"
-    env.update(extra)
-    return env
 
 
 def scaffold(combo: Combo, parent: Path) -> Path:

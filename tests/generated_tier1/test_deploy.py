@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from forge_testing import free_port, redis_database, throwaway_database, wait_until
+from forge_testing import free_port, redis_database, run, throwaway_database, wait_until
+from forge_testing.venvs import BASE_PYTHON, UV
 
 from .conftest import BuiltProjects
-from .project import BASE_PYTHON, COMBOS, DEFAULT, UV, Combo, run
+from .project import COMBOS, DEFAULT, Combo
 
 pytestmark = pytest.mark.e2e
 

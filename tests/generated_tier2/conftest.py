@@ -3,15 +3,12 @@ virtualenv for all services (pip cache in .cache/pip), RabbitMQ ensured by scrip
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from forge_testing import REPO_ROOT, redis_database
 
-from .system import Venv, rabbit_vhost, shared_systems
+from .system import Venv, shared_systems
 
 
 @dataclass
@@ -29,21 +26,3 @@ def tier2(tmp_path_factory: pytest.TempPathFactory) -> Build:
     return Build(
         projects["redis"], projects["rabbitmq"], projects["kafka"], systems.venv
     )
-
-
-@pytest.fixture(scope="session")
-def rabbitmq_ready() -> None:
-    subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rabbitmq"), "ensure"], check=True, timeout=600
-    )
-
-
-@pytest.fixture
-def rabbit_url(rabbitmq_ready: None) -> Iterator[str]:
-    yield from rabbit_vhost()
-
-
-@pytest.fixture
-def redis_broker_url(redis_base_url: str) -> Iterator[str]:
-    with redis_database(redis_base_url) as url:
-        yield url

@@ -6,33 +6,29 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from forge_testing import (
-    PIP_CACHE_DIR,
     REPO_ROOT,
     ManagedProcess,
+    clean_env,
     free_port,
+    run,
     spawn,
     throwaway_database,
     wait_until,
 )
+from forge_testing.venvs import BASE_PYTHON, UV
 
 SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
-# uv from the repository's test venv; the systems' venv uses that venv's base interpreter.
-UV = Path(sys.executable).parent / "uv"
-BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
-UV_CACHE_DIR = REPO_ROOT / ".cache" / "uv"
 NAME = "shop"
 JWT_SECRET = "e2e-tier2-secret-" + "x" * 40
 # (folder, import path, uvicorn extra args, gateway prefix)
@@ -51,43 +47,6 @@ EDITABLE = [
 ]
 
 
-def run(
-    argv: list[str],
-    cwd: Path,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 1200,
-) -> str:
-    result = subprocess.run(
-        argv,
-        cwd=cwd,
-        env=dict(env) if env else None,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(
-            f"exit {result.returncode} in {cwd}: {' '.join(argv)}\n{result.stdout}"
-        )
-    return result.stdout
-
-
-def base_env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}
-        and not k.startswith("PYTEST_")
-    }
-    env["PIP_CACHE_DIR"] = str(PIP_CACHE_DIR)
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["UV_CACHE_DIR"] = str(UV_CACHE_DIR)
-    return env
-
-
 def scaffold(parent: Path, broker: str, tier: int = 2) -> Path:
     out = parent / f"{NAME}-tier{tier}-{broker}"
     run(
@@ -104,7 +63,7 @@ def scaffold(parent: Path, broker: str, tier: int = 2) -> Path:
             str(out),
         ],
         cwd=parent,
-        env=base_env(),
+        env=clean_env(),
     )
     return out
 
@@ -128,7 +87,7 @@ def install_editables(project: Path, venv_dir: Path, requirements: list[str]) ->
     run(
         [str(UV), "venv", "--python", str(BASE_PYTHON), str(venv_dir)],
         cwd=project,
-        env=base_env(),
+        env=clean_env(),
     )
     venv = Venv(venv_dir)
     run(
@@ -142,7 +101,8 @@ def install_editables(project: Path, venv_dir: Path, requirements: list[str]) ->
             *requirements,
         ],
         cwd=project,
-        env=base_env(),
+        env=clean_env(),
+        timeout=1500,
     )
     return venv
 
@@ -319,7 +279,7 @@ def running_system(
 ) -> Iterator[System]:
     system = System(root=project, venv=venv)
     with ExitStack() as stack:
-        common = base_env() | {
+        common = clean_env() | {
             "JWT_SECRET": JWT_SECRET,
             "JWT_AUDIENCE": "forge-api",
             "JWT_ISSUER": "forge-api",
@@ -388,28 +348,3 @@ def running_system(
             gateway.start()
             system.gateway = gateway
         yield system
-
-
-def rabbit_vhost() -> Iterator[str]:
-    """A vhost of this run's own on the machine's RabbitMQ, deleted afterwards."""
-    ctl = shutil.which("rabbitmqctl")
-    assert ctl, "rabbitmqctl missing: run scripts/rabbitmq ensure"
-    vhost = f"forge-e2e-{uuid.uuid4().hex[:8]}"
-    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, timeout=60)
-    try:
-        subprocess.run(
-            [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-            check=True,
-            timeout=60,
-        )
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=False, timeout=60)
-
-
-def wait_for(check: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f}s")
-        time.sleep(0.1)

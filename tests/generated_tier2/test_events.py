@@ -22,19 +22,16 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from forge_testing import clean_env, run, spawn, throwaway_database, wait_for
 from generated_tier3.system import Db
-from forge_testing import spawn, throwaway_database
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Build
 from .system import (
     JWT_SECRET,
     System,
-    base_env,
-    run,
     running_system,
     source_path,
-    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -410,7 +407,7 @@ def test_rabbitmq_consumer_span_continues_the_producer_trace(
                 "tests/test_tracing.py",
             ],
             cwd=service,
-            env=base_env()
+            env=clean_env()
             | {
                 "DATABASE_URL": database_url,
                 "BROKER_URL": rabbit_url,

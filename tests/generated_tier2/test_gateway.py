@@ -8,10 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from forge_testing import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Build
-from .system import running_system, wait_for
+from .system import running_system
 
 pytestmark = pytest.mark.e2e
 ALL = ("user-service", "notification-service", "agent-service")

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from forge_testing import throwaway_database
+from forge_testing import clean_env, run, throwaway_database
 
 from .conftest import Build
-from .system import JWT_SECRET, base_env, run, source_path
+from .system import JWT_SECRET, source_path
 
 pytestmark = pytest.mark.e2e
 PACKAGES = (
@@ -37,7 +37,7 @@ def test_ruff_clean(tier2: Build, broker: str) -> None:
 
 
 def test_kafka_variant_imports_against_aiokafka(tier2: Build) -> None:
-    env = base_env() | {"PYTHONPATH": source_path(tier2.kafka_project)}
+    env = clean_env() | {"PYTHONPATH": source_path(tier2.kafka_project)}
     out = run(
         [
             str(tier2.venv.python),
@@ -49,7 +49,7 @@ def test_kafka_variant_imports_against_aiokafka(tier2: Build) -> None:
         ],
         cwd=tier2.kafka_project,
         env=env,
-    )
+    ).stdout
     assert "k:9092" in out
 
 
@@ -58,7 +58,7 @@ def test_shared_and_gateway_tests(tier2: Build, package: str) -> None:
     run(
         [str(tier2.venv.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=tier2.redis_project / package,
-        env=base_env(),
+        env=clean_env(),
     )
 
 
@@ -68,7 +68,7 @@ def test_service_tests(
 ) -> None:
     # A fresh database each: the service's test conftest migrates it.
     with throwaway_database(pg_admin_url, prefix="e2e_own") as database_url:
-        env = base_env() | {
+        env = clean_env() | {
             "DATABASE_URL": database_url,
             "BROKER_URL": redis_broker_url,
             "JWT_SECRET": JWT_SECRET,

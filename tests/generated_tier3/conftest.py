@@ -4,14 +4,13 @@ namespace of its own (a Redis database, a RabbitMQ vhost)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from generated_tier2.system import base_env, rabbit_vhost, shared_systems, source_path
-from forge_testing import REPO_ROOT, redis_database
+from forge_testing import clean_env, rabbitmq_vhost, redis_database
+from generated_tier2.system import shared_systems, source_path
 
 from .system import Orders, Venv, running_orders
 
@@ -30,20 +29,13 @@ class Build:
 
     def env(self, broker: str = "redis") -> dict[str, str]:
         """The environment that runs a variant's own code from the shared venv."""
-        return base_env() | {"PYTHONPATH": source_path(self.projects[broker])}
+        return clean_env() | {"PYTHONPATH": source_path(self.projects[broker])}
 
 
 @pytest.fixture(scope="session")
 def tier3(tmp_path_factory: pytest.TempPathFactory) -> Build:
     systems = shared_systems(tmp_path_factory)  # shared with the Tier 2 suite
     return Build(systems.tier3, systems.venv)
-
-
-@pytest.fixture(scope="session")
-def rabbitmq_ready() -> None:
-    subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rabbitmq"), "ensure"], check=True, timeout=600
-    )
 
 
 @pytest.fixture
@@ -58,16 +50,11 @@ def broker_url(
 ) -> Iterator[str]:
     if broker == "rabbitmq":
         request.getfixturevalue("rabbitmq_ready")
-        yield from rabbit_vhost()
+        with rabbitmq_vhost() as url:
+            yield url
     else:
         with redis_database(redis_base_url) as url:
             yield url
-
-
-@pytest.fixture
-def redis_broker_url(redis_base_url: str) -> Iterator[str]:
-    with redis_database(redis_base_url) as url:
-        yield url
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,8 +17,8 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
-from generated_tier2.system import Service, Venv, base_env, run
-from forge_testing import free_port, throwaway_database
+from forge_testing import clean_env, free_port, run, throwaway_database
+from generated_tier2.system import Service, Venv
 from prometheus_client.parser import text_string_to_metric_families
 
 NAME = "shop"
@@ -121,7 +120,7 @@ class Orders:
                 "EVENT_FEED_URL": self.processes["relay"].url,
             },
             timeout=120,
-        )
+        ).stdout
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         return result
 
@@ -137,7 +136,7 @@ def running_orders(
 ) -> Iterator[Orders]:
     """`python_path`: the variant's own sources, ahead of the shared venv's."""
     orders = Orders(project=project, venv=venv)
-    orders.env = base_env() | {
+    orders.env = clean_env() | {
         "PYTHONPATH": python_path,
         "JWT_SECRET": JWT_SECRET,
         "BROKER_URL": broker_url,
@@ -175,12 +174,3 @@ def running_orders(
             service.start()
             orders.processes[name] = service
         yield orders
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Polls until `check` holds; a deadline, never a fixed sleep, decides."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f}s")
-        time.sleep(0.05)

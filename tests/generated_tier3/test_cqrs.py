@@ -9,9 +9,10 @@ import threading
 import time
 
 import pytest
+from forge_testing import wait_for
 
 from .conftest import BROKERS
-from .system import Db, Orders, wait_for
+from .system import Db, Orders
 
 pytestmark = [
     pytest.mark.e2e,

@@ -13,10 +13,10 @@ from pathlib import Path
 import hcl2
 import pytest
 import yaml
-from forge_testing import REPO_ROOT, throwaway_database
+from forge_testing import REPO_ROOT, run, throwaway_database, wait_for
 
 from .conftest import Build
-from .system import JWT_SECRET, NAME, Orders, run, wait_for
+from .system import JWT_SECRET, NAME, Orders
 
 pytestmark = pytest.mark.e2e
 GATEWAY_SOURCE = (
@@ -44,7 +44,7 @@ def test_export_script_is_ruff_clean_and_the_spec_is_current(tier3: Build) -> No
         [str(tier3.venv.python), "scripts/export_openapi.py", "--check"],
         cwd=tier3.project,
         env=tier3.env(),
-    )
+    ).stdout
     assert "matches the apps" in out
     spec = yaml.safe_load((tier3.project / "docs" / "api-spec.yaml").read_text())
     assert spec["info"]["title"] == f"{NAME} orders API"
@@ -144,11 +144,11 @@ def test_helm_lints_and_renders_manifests_that_validate(tier3: Build) -> None:
     """The real helm (fetched by scripts/helm) lints the chart, and what it renders passes
     the Kubernetes 1.31 schemas strictly."""
     helm = (
-        run([str(REPO_ROOT / "scripts/helm")], cwd=REPO_ROOT).strip().splitlines()[-1]
+        run([str(REPO_ROOT / "scripts/helm")], cwd=REPO_ROOT).stdout.strip().splitlines()[-1]
     )
     chart_dir = tier3.project / "infrastructure" / "helm" / NAME
     run([helm, "lint", "--strict", str(chart_dir)], cwd=tier3.project)
-    rendered = run([helm, "template", NAME, str(chart_dir)], cwd=tier3.project)
+    rendered = run([helm, "template", NAME, str(chart_dir)], cwd=tier3.project).stdout
     kinds = {doc["kind"] for doc in yaml.safe_load_all(rendered) if doc}
     assert {"Deployment", "Service", "Job"} <= kinds, kinds
     manifest = tier3.project / "rendered-chart.yaml"

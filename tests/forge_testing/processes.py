@@ -1,16 +1,11 @@
-"""Helpers shared by the repository's tests: services from the environment, throwaway
-databases, and real server processes (uvicorn, workers, Redis) with their logs kept.
-
-The services come from `scripts/services start` (FORGE_PG_URL, FORGE_REDIS_URL). A missing
-variable fails the test: a skipped end-to-end test would hide exactly what it exists to find.
-"""
+"""Real server processes (uvicorn, workers, Redis) in their own sessions, their logs kept
+for the report of a failing test, and polling with a deadline (never a fixed sleep)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-import itertools
 import os
 import shutil
 import signal
@@ -18,28 +13,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Shared with scripts/python-env: every venv made by the tests downloads through it.
-PIP_CACHE_DIR = REPO_ROOT / ".cache" / "pip"
-
-SERVICES_HINT = (
-    'start the services first: eval "$(scripts/services start)" (scripts/test does it)'
-)
-
-
-def require_env(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        pytest.fail(f"{name} is not set; {SERVICES_HINT}", pytrace=False)
-    return value
+from .databases import SERVICES_HINT
 
 
 def free_port() -> int:
@@ -49,71 +30,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# --- PostgreSQL ---------------------------------------------------------------------------
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Polls until `check` holds; a deadline, never a fixed sleep, decides."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f}s")
+        time.sleep(0.05)
 
 
-def _with_database(url: str, database: str, scheme: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(
-        (scheme, parts.netloc, "/" + database, parts.query, parts.fragment)
-    )
-
-
-async def _admin_execute(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url, timeout=15)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def create_database(admin_url: str, prefix: str = "forge_test") -> str:
-    """Creates an empty database and returns its name."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
-    return name
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    # FORCE ends sessions a crashed app may have left open (PostgreSQL 13+).
-    asyncio.run(
-        _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    )
-
-
-@contextlib.contextmanager
-def throwaway_database(admin_url: str, prefix: str = "forge_test") -> Iterator[str]:
-    """Yields the SQLAlchemy asyncpg URL of a new database, dropped afterwards."""
-    name = create_database(admin_url, prefix)
-    try:
-        yield _with_database(admin_url, name, "postgresql+asyncpg")
-    finally:
-        drop_database(admin_url, name)
-
-
-# --- Redis --------------------------------------------------------------------------------
-
-# DB 0 is left to whoever uses the instance by hand; tests take 1..15 in turn.
-_redis_dbs = itertools.cycle(range(1, 16))
-
-
-@contextlib.contextmanager
-def redis_database(base_url: str) -> Iterator[str]:
-    """Yields a URL to a Redis logical database, flushed before and after."""
-    import redis
-
-    parts = urlsplit(base_url)
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{next(_redis_dbs)}", "", ""))
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-        yield url
-    finally:
-        with contextlib.suppress(redis.RedisError):
-            client.flushdb()
-        client.close()
+async def wait_for_async(
+    check: Callable[[], Awaitable[object]],
+    what: str,
+    timeout: float = 30.0,
+    pause: float = 0.1,
+) -> None:
+    """`wait_for` for a coroutine check, from a test's event loop."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f}s")
+        await asyncio.sleep(pause)
 
 
 # --- processes ----------------------------------------------------------------------------
