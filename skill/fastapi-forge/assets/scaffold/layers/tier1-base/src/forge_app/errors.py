@@ -31,12 +31,14 @@ class AppError(Exception):
         code: str,
         message: str,
         headers: Mapping[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.details = details
 
 
 def current_request_id() -> str | None:
@@ -80,7 +82,9 @@ HTTP_CODES = {
 
 async def handle_app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return error_response(exc.status_code, exc.code, exc.message, headers=exc.headers)
+    return error_response(
+        exc.status_code, exc.code, exc.message, headers=exc.headers, details=exc.details
+    )
 
 
 async def handle_http_exception(_: Request, exc: Exception) -> JSONResponse:

@@ -43,7 +43,7 @@ run_router = APIRouter(prefix="/agents", tags=["agents"])
 log = structlog.get_logger(__name__)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 404, 409, 422, 429, 502, 504)
+    code: {"model": ErrorResponse} for code in (401, 404, 409, 422, 429, 502, 503, 504)
 }
 
 # WebSocket close codes (RFC 6455): 1003 data the server does not accept, 1011 unexpected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -79,11 +80,30 @@ class AgentService:
                 # --8<-- [end:deadline]
 
     async def submit(self, principal: Principal, body: RunRequest) -> JobRecord:
-        job = await self.resources.jobs.create(
-            owner=principal.subject, prompt=body.prompt, model=body.model
-        )
-        await self.resources.queue.enqueue(str(job.job_id))
-        log.info("job_submitted", job_id=str(job.job_id))
+        store = self.resources.jobs
+        job = await store.create(owner=principal.subject, prompt=body.prompt, model=body.model)
+        job_id = str(job.job_id)
+        try:
+            await self.resources.queue.enqueue(job_id)
+        except Exception as exc:
+            # No worker will ever see this job: it must not stay `queued` for ever.
+            log.error("job_enqueue_failed", job_id=job_id, error=type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await store.update(
+                    job_id,
+                    when={JobStatus.QUEUED},
+                    status=JobStatus.FAILED,
+                    error="not queued: the job queue was unavailable",
+                    finished_at=utcnow(),
+                )
+            raise AppError(
+                503,
+                "queue_unavailable",
+                "the job queue is unavailable; retry later",
+                headers={"Retry-After": "5"},
+                details=[{"job_id": job_id, "status": JobStatus.FAILED.value}],
+            ) from exc
+        log.info("job_submitted", job_id=job_id)
         return job
 
     async def get_job(self, principal: Principal, job_id: uuid.UUID) -> JobRecord:
