@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -53,18 +52,14 @@ class RedisOutageError(Exception):
 class SupervisedWorker(Worker):
     """ARQ's worker, restarted in place after a Redis outage (see `run_supervised`)."""
 
-    supervisor: asyncio.Task[None] | None = None
-
-    def handle_sig(self, signum: signal.Signals) -> None:
-        super().handle_sig(signum)
-        # During an outage the supervisor waits between attempts: stop that too.
-        if self.supervisor is not None:
-            self.supervisor.cancel()
-
 
 async def run_supervised(worker: SupervisedWorker, outage_seconds: float) -> None:
     """Runs the worker until it is stopped; rides out Redis outages up to `outage_seconds`."""
-    worker.supervisor = asyncio.current_task()
+    supervisor = asyncio.current_task()
+    assert supervisor is not None
+    # ARQ calls on_stop once a signal has stopped it (after the shutdown wait): during an
+    # outage the supervisor waits between attempts, so stop that too.
+    worker.on_stop = lambda _signal: supervisor.cancel()
     delay = RECONNECT_FIRST_DELAY_SECONDS
     down_since: float | None = None
     while True:
@@ -139,6 +134,10 @@ def build_worker(settings: Settings, **overrides: Any) -> SupervisedWorker:
         "on_startup": startup,
         "on_shutdown": shutdown,
         "allow_abort_jobs": True,
+        # SIGTERM (a deploy): take no new job, let running ones finish for this long, then
+        # cancel them (recorded as failed, "interrupted"). Keep it below the platform's
+        # grace period before SIGKILL.
+        "job_completion_wait": settings.worker_shutdown_wait_seconds,
         "max_jobs": settings.worker_concurrency,
         "keep_result": 3600,
         "ctx": {"settings": settings},
@@ -156,7 +155,7 @@ def main() -> int:
     try:
         worker.loop.run_until_complete(run_supervised(worker, settings.worker_redis_outage_seconds))
     except asyncio.CancelledError:
-        pass  # SIGINT or SIGTERM: ARQ cancelled the running jobs, which record `cancelled`
+        pass  # SIGINT or SIGTERM, after the shutdown wait: jobs still running were cancelled
     except RedisOutageError as error:
         log.error("redis_outage: giving up, exit status 1: %s", error)
         status = 1

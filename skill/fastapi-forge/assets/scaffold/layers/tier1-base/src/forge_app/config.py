@@ -54,6 +54,9 @@ class Settings(AuthSettings, DatabaseSettings, BaseSettings):
     # A job worker that cannot reach Redis for this long exits (status 1) for its supervisor
     # to restart it; shorter outages it rides out, reconnecting (ARQ worker).
     worker_redis_outage_seconds: float = Field(default=300.0, gt=0)
+    # On SIGTERM the ARQ worker takes no new job and lets running ones finish for up to
+    # this long, then stops them (failed, "interrupted"); below the deploy's grace period.
+    worker_shutdown_wait_seconds: int = Field(default=45, ge=0)
     # How long DELETE /agents/jobs/{id} waits for a running job to stop before answering 202.
     cancel_wait_seconds: float = Field(default=2.0, ge=0)
 
