@@ -606,14 +606,16 @@ class FakeRunner:
         yield AgentChunk(
             "tool_result", data={"id": "call_1", "output": str(len(words))}
         )
+        model = request.model or self.model
         if self.fail:
+            # As a model call that errors after it was billed: the tokens are spent.
+            yield AgentChunk("usage", usage=Usage(model, len(words), 0))
             yield AgentChunk("error", text="the agent failed (FAKE_AGENT_FAIL is set)")
             return
         pieces = ["You", " said:", *(f" {word}" for word in words)]
         for piece in pieces:
             await asyncio.sleep(self.delay)
             yield AgentChunk("text", text=piece)
-        model = request.model or self.model
         yield AgentChunk("usage", usage=Usage(model, len(words), len(pieces)))
 
 

@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from .conftest import SettingsFactory
-from .helpers import app_client, live_server, read_sse
+from .helpers import app_client, live_server, read_sse, uvicorn_process
 
 
 async def test_run_returns_output_usage_and_tool_calls(
@@ -98,6 +98,23 @@ async def test_agent_failure_is_502_without_internals(
     error = response.json()["error"]
     assert error["code"] == "agent_error"
     assert "Traceback" not in error["message"]
+
+
+async def test_tokens_of_a_failed_run_are_counted(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    # A process of its own: its metrics hold this run's tokens and nothing else.
+    settings = make_settings(fake_agent_fail=True)
+    async with (
+        uvicorn_process(settings, workers=1) as base,
+        httpx.AsyncClient(base_url=base, headers=headers) as client,
+    ):
+        response = await client.post("/agents/run", json={"prompt": "one two three"})
+        assert response.status_code == 502, response.text
+        text = (await client.get("/metrics")).text
+    tokens = re.search(r'agent_tokens_total\{kind="input",model="fake-model"\} ([0-9.]+)', text)
+    assert tokens is not None, text
+    assert float(tokens.group(1)) == 3
 
 
 # --8<-- [start:sse]

@@ -3,7 +3,7 @@
 It answers `You said: <prompt>` one word at a time, with a tool call/result pair before
 the text and a usage chunk at the end, so every code path of a real runner is exercised.
 `delay_seconds` between chunks makes it slow enough to cancel or time out; `fail` makes
-it report an error after the tool call.
+it report the tokens of its model call, then an error, after the tool call.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class FakeRunner:
         await asyncio.sleep(self.delay_seconds)
         yield AgentChunk(type="tool_result", data={"id": "call_1", "output": str(len(words))})
         if self.fail:
+            # As a model call that errors after it was billed: the tokens are spent.
+            yield AgentChunk(type="usage", usage=Usage(model=model, input_tokens=len(words)))
             yield AgentChunk(type="error", text="the agent failed (FAKE_AGENT_FAIL is set)")
             return
         pieces = ["You", " said:", *(f" {word}" for word in words)]

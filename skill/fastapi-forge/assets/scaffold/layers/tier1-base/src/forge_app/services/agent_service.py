@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 
 
 class AgentService:
+    # An AgentRunner itself (`stream`): the runner under the deadline, tokens counted.
+    name = "agent-service"
+
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
         self.settings = resources.settings
@@ -37,8 +40,9 @@ class AgentService:
         )
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.settings.agent_timeout_seconds):
-                result = await run_to_completion(self.resources.runner, request)
+            # Through `stream`, which counts tokens as they are reported: a run that then
+            # fails or times out has still spent them.
+            result = await run_to_completion(self, request)
         except TimeoutError:
             AGENT_RUNS.labels(mode="sync", outcome="timeout").inc()
             raise AppError(504, "agent_timeout", "the agent did not finish in time") from None
@@ -46,7 +50,6 @@ class AgentService:
             AGENT_RUNS.labels(mode="sync", outcome="failed").inc()
             raise AppError(502, "agent_error", str(exc)) from None
         AGENT_RUNS.labels(mode="sync", outcome="completed").inc()
-        record_usage(result.usage)
         return RunResponse(
             output=result.text,
             model=body.model or self.settings.agent_model,
