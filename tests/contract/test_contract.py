@@ -25,6 +25,14 @@ pytestmark = pytest.mark.e2e
 RUN = {"prompt": "hello contract"}
 TERMINAL = {"completed", "failed", "cancelled"}
 LONG_PROMPT = " ".join(f"w{i}" for i in range(300))  # ~6 s of fake agent output
+# The last event of a run, over SSE (as `data:`) and WebSocket alike.
+DONE = {"type": "done", "text": "", "data": {}, "usage": None}
+TIMEOUT = {
+    "type": "error",
+    "text": "the agent did not finish in time",
+    "data": {},
+    "usage": None,
+}
 
 
 def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -139,7 +147,7 @@ def test_websocket_run_ping_cancel(target: Target) -> None:
         ws.send(json.dumps({"type": "ping"}))
         assert receive(ws) == {"type": "pong"}
         messages = run_over(ws, "over the socket")
-        assert messages[-1] == {"type": "done"}
+        assert messages[-1] == DONE
         assert "".join(m["text"] for m in messages if m["type"] == "text") == (
             "You said: over the socket"
         )
@@ -207,10 +215,10 @@ def test_sse_event_shapes_are_one_contract(target: Target, run: str) -> None:
     kinds = [kind for kind, _ in shapes]
     if run == "normal":
         assert kinds == ["tool_call", "tool_result", "text", "usage", "done"], kinds
-        assert events[-1][1] == {"type": "done", "text": "", "data": {}, "usage": None}
+        assert events[-1][1] == DONE
     else:
         assert kinds[-1] == "error" and "done" not in kinds, kinds
-        assert events[-1][1]["text"] == "the agent did not finish in time"
+        assert events[-1][1] == TIMEOUT
     same_as_other_targets(target, ("sse", run), shapes)
 
 
@@ -225,10 +233,11 @@ def test_websocket_event_shapes_are_one_contract(target: Target, run: str) -> No
     *chunks, last = messages
     for message in chunks:
         assert top_level(message, message["type"]) == EVENT_KEYS, message
+    # The final frame is the SSE event's data: the same fields, the id aside.
     if run == "normal":
-        assert last == {"type": "done"}
+        assert last == DONE
     else:
-        assert last == {"type": "error", "text": "the agent did not finish in time"}
+        assert last == TIMEOUT
     same_as_other_targets(target, ("ws", run), collapse([shape(m) for m in messages]))
 
 
@@ -290,7 +299,7 @@ def test_ticket_opens_one_websocket(target: Target) -> None:
     url = f"{target.ws_url}/agents/ws?ticket={ticket}"
     with ws_connect(url) as ws:
         assert receive(ws) == {"type": "ready"}
-        assert run_over(ws, "ticketed")[-1] == {"type": "done"}
+        assert run_over(ws, "ticketed")[-1] == DONE
     response = refused(url).response
     assert response.status_code == 401
     assert json.loads(response.body or b"{}")["error"]["code"] == "invalid_ticket"

@@ -59,7 +59,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,11 @@ class AgentSettings(BaseSettings):
     agent_max_concurrent_runs: int = Field(default=16, ge=1)
     worker_concurrency: int = Field(default=10, ge=1)  # jobs at once per process
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # else 413
 
 
 # --------------------------------------------------------------------------- runner
+
 # The generated project's agents/base.py, inlined so this file stands alone.
 
 # --8<-- [start:contract]
@@ -201,9 +205,45 @@ def error_response(
     )
 
 
+BODY_TOO_LARGE = "the request body is too large"
+
+
 class EnvelopeRoute(APIRoute):
     """Renders this module's errors and validation errors as the envelope on its own
-    routes only, so the host app's exception handlers and error shape stay untouched."""
+    routes only, so the host app's exception handlers and error shape stay untouched.
+    A method a route does not serve (OPTIONS, say) gets its 405 only once the caller is
+    authenticated (CORS preflights from allowed origins never get here). A body over
+    MAX_REQUEST_BODY_BYTES gets 413 before it is read: at once when Content-Length
+    says so, else as soon as the bytes received pass the limit (chunked)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        limit = agent_api(request).settings.max_request_body_bytes
+        declared = request.headers.get("content-length", "")
+        try:
+            if scope["method"] not in self.methods:
+                await current_caller(request)
+            if declared.isdigit() and int(declared) > limit:
+                raise AgentAPIError(413, "payload_too_large", BODY_TOO_LARGE)
+        except AgentAPIError as exc:
+            refusal = error_response(
+                request, exc.status_code, exc.code, exc.message, exc.headers
+            )
+            await refusal(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                # FastAPI re-raises an HTTPException met while reading the body (other
+                # errors become 400); `handle` below renders it.
+                raise StarletteHTTPException(413, BODY_TOO_LARGE)
+            return message
+
+        await super().handle(scope, receive_within_limit, send)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -215,6 +255,10 @@ class EnvelopeRoute(APIRoute):
                 return error_response(
                     request, exc.status_code, exc.code, exc.message, exc.headers
                 )
+            except StarletteHTTPException as exc:
+                if exc.status_code != 413:
+                    raise
+                return error_response(request, 413, "payload_too_large", exc.detail)
             except RequestValidationError as exc:
                 details = [
                     {
@@ -423,6 +467,11 @@ def chunk_event(chunk: AgentChunk) -> dict[str, Any]:
     # --8<-- [end:chunk-event]
 
 
+# The last event of a run, over SSE and WebSocket: the StreamEvent shape.
+DONE = {"type": "done", "text": "", "data": {}, "usage": None}
+TIMED_OUT = {**DONE, "type": "error", "text": "the agent did not finish in time"}
+
+
 async def run_with_deadline(
     api: AgentAPI,
     request: AgentRequest,
@@ -528,13 +577,9 @@ async def stream_agent(
             )
             if chunk.type == "error":
                 return
-        done = {"type": "done", "text": "", "data": {}, "usage": None}
-        yield ServerSentEvent(event="done", id=str(sequence + 1), data=done)
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data=DONE)
     except TimeoutError:
-        timeout = chunk_event(
-            AgentChunk("error", text="the agent did not finish in time")
-        )
-        yield ServerSentEvent(event="error", id=str(sequence + 1), data=timeout)
+        yield ServerSentEvent(event="error", id=str(sequence + 1), data=TIMED_OUT)
     finally:
         with contextlib.suppress(Exception):
             await chunks.aclose()  # type: ignore[attr-defined]
@@ -701,7 +746,8 @@ async def cancel_job(request: Request, job_id: uuid.UUID, caller: CallerDep) -> 
 #   server -> {"type": "ready"}
 #   client -> {"type": "run", "prompt": "...", "model": null}
 #   server -> {"type": "tool_call" | "tool_result" | "text" | "usage", ...} ...
-#             {"type": "done"}
+#             {"type": "done", ...} or {"type": "error", ...} (as the SSE events' data;
+#             over the rate limit: an error with data.code "rate_limited")
 #   client -> {"type": "cancel"}        server -> {"type": "cancelled"}
 #   client -> {"type": "ping"}          server -> {"type": "pong"}
 #   server -> {"type": "ping"}          every WS_PING_INTERVAL_SECONDS
@@ -719,9 +765,12 @@ class WsRun(BaseModel):
 async def agent_websocket(websocket: WebSocket) -> None:
     api = agent_api(websocket)
     try:
-        await current_caller(websocket)
+        caller = await current_caller(websocket)
+        await rate_limit(websocket, caller)  # the handshake is a request too
     except AgentAPIError as exc:
-        denial = error_response(websocket, 401, exc.code, exc.message, exc.headers)
+        denial = error_response(
+            websocket, exc.status_code, exc.code, exc.message, exc.headers
+        )
         await websocket.send_denial_response(denial)
         return
     await websocket.accept()
@@ -739,10 +788,18 @@ async def agent_websocket(websocket: WebSocket) -> None:
             await send(chunk_event(chunk))
 
         try:
+            # Each run costs one request of the caller's rate limit, as over HTTP.
+            await rate_limit(websocket, caller)
+        except AgentAPIError as exc:
+            retry = int(exc.headers["Retry-After"])
+            data = {"code": exc.code, "retry_after": retry}
+            await send(chunk_event(AgentChunk("error", text=exc.message, data=data)))
+            return
+        try:
             await run_with_deadline(api, request, forward)
-            await send({"type": "done"})
+            await send(DONE)
         except TimeoutError:
-            await send({"type": "error", "text": "the agent did not finish in time"})
+            await send(TIMED_OUT)
         except AgentAPIError:
             pass  # its error chunk went out already
 

@@ -86,6 +86,7 @@ from fastapi import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -164,6 +165,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     ticket_ttl_seconds: int = Field(default=30, ge=1, le=300)
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
+    # Larger request bodies get 413 before they are read.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     agent_model: str = "fake-model"
     agent_timeout_seconds: float = Field(default=300.0, gt=0)
@@ -366,8 +369,12 @@ def error_body(
     }
 
 
+def _request_id_of(scope: Scope) -> str | None:
+    return scope.get("state", {}).get("request_id")
+
+
 def _request_id(conn: HTTPConnection) -> str | None:
-    return conn.scope.get("state", {}).get("request_id")
+    return _request_id_of(conn.scope)
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
@@ -427,6 +434,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 # --------------------------------------------------------------------------- middleware
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+BODY_TOO_LARGE = "the request body is too large"
 
 
 class RequestContextMiddleware:
@@ -493,6 +501,41 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
+
+
+class BodyLimitMiddleware:
+    """413 for a body over MAX_REQUEST_BODY_BYTES, before it is read: at once when
+    Content-Length says so, else as soon as the bytes received pass the limit (chunked).
+    FastAPI would otherwise read a body of any size into memory before validating it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            body = error_body(
+                "payload_too_large", BODY_TOO_LARGE, _request_id_of(scope)
+            )
+            await JSONResponse(body, 413)(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # FastAPI re-raises an HTTPException met while reading the body (other
+                # errors become 400); http_error_handler renders the envelope.
+                raise StarletteHTTPException(413, BODY_TOO_LARGE)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
 
 
 # ------------------------------------------------------------------------- agent runner
@@ -734,7 +777,10 @@ def _aware(value: datetime | None) -> datetime | None:
 def create_engine_for(settings: Settings) -> AsyncEngine:
     url = settings.async_database_url()
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: errors show the SQL without its values (they may be secrets).
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -746,7 +792,11 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
 
         return engine
     return create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=5, pool_pre_ping=True
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=5,
+        pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 
@@ -1269,12 +1319,37 @@ async def agent_run_slot() -> AsyncIterator[None]:
 
 # --------------------------------------------------------------------------- routes
 
+
+class AuthFirstRoute(APIRoute):
+    """A method the route does not serve (OPTIONS, say) is answered 405 only once the
+    caller is authenticated: authentication is a dependency, which routing skips on a
+    405. CORS preflights from allowed origins never get here: CORSMiddleware answers."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in self.methods:
+            connection = HTTPConnection(scope)
+            try:
+                await current_principal(connection, get_services(connection))
+            except ApiError as exc:
+                response = await api_error_handler(Request(scope), exc)
+                await response(scope, receive, send)
+                return
+        await super().handle(scope, receive, send)
+
+
 health_router = APIRouter(tags=["health"])
 limited = [Depends(rate_limited)]
-auth_router = APIRouter(prefix="/auth", tags=["auth"], dependencies=limited)
-agents_router = APIRouter(prefix="/agents", tags=["agents"], dependencies=limited)
+auth_router = APIRouter(
+    prefix="/auth", tags=["auth"], dependencies=limited, route_class=AuthFirstRoute
+)
+agents_router = APIRouter(
+    prefix="/agents",
+    tags=["agents"],
+    dependencies=limited,
+    route_class=AuthFirstRoute,
+)
 # The routes that run the agent in this process; mounted under the concurrency cap.
-runs_router = APIRouter(prefix="/agents", tags=["agents"])
+runs_router = APIRouter(prefix="/agents", tags=["agents"], route_class=AuthFirstRoute)
 
 
 @health_router.get("/health")
@@ -1329,6 +1404,15 @@ def stream_event(chunk: AgentChunk) -> dict[str, Any]:
     """One chunk as sent over SSE (`data:`) and WebSocket: the project's StreamEvent."""
     usage = asdict(chunk.usage) if chunk.usage else None
     return {"type": chunk.type, "text": chunk.text, "data": chunk.data, "usage": usage}
+
+
+# The last event of a run, over SSE and WebSocket: the StreamEvent shape.
+DONE_EVENT = {"type": "done", "text": "", "data": {}, "usage": None}
+TIMEOUT_EVENT = {
+    **DONE_EVENT,
+    "type": "error",
+    "text": "the agent did not finish in time",
+}
 
 
 @runs_router.post("/run", dependencies=limited)
@@ -1425,14 +1509,9 @@ async def run_stream(
             )
             if chunk.type == "error":
                 return
-        # The StreamEvent shape, like every event; nothing in it but its type.
-        done = {"type": "done", "text": "", "data": {}, "usage": None}
-        yield ServerSentEvent(event="done", id=str(sequence + 1), data=done)
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data=DONE_EVENT)
     except TimeoutError:
-        error = stream_event(
-            AgentChunk("error", text="the agent did not finish in time")
-        )
-        yield ServerSentEvent(event="error", id=str(sequence + 1), data=error)
+        yield ServerSentEvent(event="error", id=str(sequence + 1), data=TIMEOUT_EVENT)
     finally:
         STREAMS_OPEN.labels("sse").dec()
         with suppress(Exception):
@@ -1451,14 +1530,17 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
     """Authenticated at the handshake (Authorization header, or `?ticket=`); refused
     with HTTP 401 before it is accepted. Then JSON frames:
     server `ready`; client `run` -> chunks (tool_call, tool_result, text, usage) then
-    `done` or `error`; client `cancel` -> `cancelled`; client `ping` -> `pong`; server
-    `ping` every WS_PING_INTERVAL_SECONDS. Close codes: 1003 a message the server
-    cannot parse, 1011 an unexpected server error."""
+    `done` or `error` (each as the SSE event's data; a run over the rate limit gets an
+    `error` with data.code `rate_limited`); client `cancel` -> `cancelled`; client
+    `ping` -> `pong`; server `ping` every WS_PING_INTERVAL_SECONDS. Close codes: 1003
+    a message the server cannot parse, 1011 an unexpected server error."""
     try:
-        await current_principal(websocket, services)
+        principal = await current_principal(websocket, services)
+        await rate_limited(services, principal)  # the handshake is a request too
     except ApiError as exc:
         body = error_body(exc.code, exc.message, _request_id(websocket))
-        await websocket.send_denial_response(JSONResponse(body, 401, exc.headers))
+        denial = JSONResponse(body, exc.status_code, exc.headers)
+        await websocket.send_denial_response(denial)
         return
     await websocket.accept()
     settings = services.settings
@@ -1476,6 +1558,14 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
 
         request = AgentRequest(message.prompt, message.session_id, message.model)
         try:
+            # Each run costs one request of the caller's rate limit, as over HTTP.
+            await rate_limited(services, principal)
+        except ApiError as exc:
+            retry = int(exc.headers["Retry-After"])
+            data = {"code": exc.code, "retry_after": retry}
+            await send(stream_event(AgentChunk("error", text=exc.message, data=data)))
+            return
+        try:
             await run_agent(
                 services.runner,
                 request,
@@ -1483,9 +1573,9 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
                 mode="ws",
                 on_chunk=forward,
             )
-            await send({"type": "done"})
+            await send(DONE_EVENT)
         except TimeoutError:
-            await send({"type": "error", "text": "the agent did not finish in time"})
+            await send(TIMEOUT_EVENT)
         except AgentRunError:
             pass  # the error chunk was forwarded
 
@@ -1633,6 +1723,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # added last = outermost
     app.include_router(health_router)
     app.include_router(auth_router)

@@ -43,6 +43,9 @@ class Settings(AuthSettings, DatabaseSettings, BaseSettings):
     rate_limit_requests: int = Field(default=60, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Larger request bodies get 413 before they are read (a prompt is at most 50,000
+    # characters).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # Lifetime of a ticket from POST /auth/tickets (single use: ?ticket= on SSE or WebSocket).
     ticket_ttl_seconds: int = Field(default=30, ge=1, le=300)

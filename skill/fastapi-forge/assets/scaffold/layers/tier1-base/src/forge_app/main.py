@@ -22,6 +22,7 @@ from .hooks import load_hooks
 from .logging_config import configure_logging
 from .metrics import mark_process_dead
 from .middleware.auth import AuthMiddleware
+from .middleware.body_limit import BodyLimitMiddleware
 from .middleware.logging import RequestContextMiddleware
 from .middleware.rate_limit import RateLimitMiddleware
 from .resources import open_resources
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # --8<-- [start:middleware-order]
     # add_middleware wraps: the last added runs first. Order on the way in:
-    # request id/logging -> CORS -> auth -> rate limit (per caller) -> routes.
+    # request id/logging -> body size -> CORS -> auth -> rate limit (per caller) -> routes.
     app.add_middleware(RateLimitMiddleware)
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
     # --8<-- [start:cors]
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
         # --8<-- [end:cors]
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     # --8<-- [end:middleware-order]
     include_routes(app, settings)

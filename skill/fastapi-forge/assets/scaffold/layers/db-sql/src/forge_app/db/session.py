@@ -45,6 +45,8 @@ class Database:
             # Connections dropped by a database restart are replaced, not handed out.
             pool_pre_ping=True,
             echo=settings.db_echo,
+            # Errors (and DB_ECHO) show the SQL without its values: they may be secrets.
+            hide_parameters=True,
             connect_args={"timeout": settings.db_pool_timeout_seconds},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

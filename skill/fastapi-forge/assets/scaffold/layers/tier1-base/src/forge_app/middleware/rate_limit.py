@@ -5,6 +5,7 @@ limit holds across uvicorn workers and replicas. It runs after authentication an
 per caller (the principal's subject: one budget per user or API key, whichever address
 they come from); callers without credentials (`--auth none`) are counted per client
 address (put uvicorn behind the proxy with `--proxy-headers --forwarded-allow-ips`).
+A WebSocket handshake counts as a request, and each run over the socket as another.
 
 When Redis does not answer within REDIS_TIMEOUT_SECONDS the request passes unchecked
 (fail open: logged and counted in `rate_limit_unchecked_total`; /health/ready reports
@@ -13,6 +14,7 @@ Redis down). A limit on spending, unlike this one, must fail closed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -55,17 +57,22 @@ def rate_key(scope: Scope) -> str:
     return f"ip:{client[0] if client else 'unknown'}"
 
 
-class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: int
+
+
+class RateLimiter:
+    def __init__(self) -> None:
         # Registered once: redis-py then sends EVALSHA, not the script text, per request.
         self._window: AsyncScript | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
-        resources: Resources = scope["state"]["resources"]
+    async def hit(self, resources: Resources, scope: Scope) -> RateDecision | None:
+        """Counts one request (or WebSocket run) of the caller; None when Redis did not
+        answer and the request passes unchecked."""
         settings = resources.settings
         limit = settings.rate_limit_requests
         key = f"{settings.redis_key_prefix}ratelimit:{rate_key(scope)}"
@@ -76,17 +83,42 @@ class RateLimitMiddleware:
         except RedisError:
             log.warning("rate_limit_unchecked", reason="redis_unavailable")
             RATE_LIMIT_UNCHECKED.inc()
+            return None
+        return RateDecision(
+            allowed=int(count) <= limit,
+            limit=limit,
+            remaining=max(0, limit - int(count)),
+            retry_after=max(1, int(ttl)),
+        )
+
+
+# One per process, shared by the middleware and the WebSocket route (a run over a socket
+# costs what a request does).
+RATE_LIMITER = RateLimiter()
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        remaining = max(0, limit - int(count))
-        if int(count) > limit:
+        decision = await RATE_LIMITER.hit(scope["state"]["resources"], scope)
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        limit = str(decision.limit)
+        if not decision.allowed:
+            # On a WebSocket this answers the handshake, as authentication does.
             response = error_response(
                 429,
                 "rate_limited",
                 "too many requests; retry later",
                 headers={
-                    "Retry-After": str(max(1, int(ttl))),
-                    "X-RateLimit-Limit": str(limit),
+                    "Retry-After": str(decision.retry_after),
+                    "X-RateLimit-Limit": limit,
                     "X-RateLimit-Remaining": "0",
                 },
             )
@@ -96,8 +128,8 @@ class RateLimitMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"x-ratelimit-limit", str(limit).encode()))
-                headers.append((b"x-ratelimit-remaining", str(remaining).encode()))
+                headers.append((b"x-ratelimit-limit", limit.encode()))
+                headers.append((b"x-ratelimit-remaining", str(decision.remaining).encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocketState
 from ..agents.base import AgentChunk, AgentRequest
 from ..dependencies import PrincipalDep, ResourcesDep
 from ..metrics import AGENT_RUNS
+from ..middleware.rate_limit import RATE_LIMITER
 from ..models.schemas import (
     MAX_PROMPT_CHARS,
     ErrorResponse,
@@ -50,6 +51,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # server error. Authentication never gets this far: it is refused at the handshake.
 WS_UNSUPPORTED_DATA = status.WS_1003_UNSUPPORTED_DATA
 WS_INTERNAL_ERROR = status.WS_1011_INTERNAL_ERROR
+
+
+# The last event of a run, over SSE and WebSocket alike.
+DONE = StreamEvent(type="done")
+TIMED_OUT = StreamEvent(type="error", text="the agent did not finish in time")
 
 
 def to_event(chunk: AgentChunk) -> StreamEvent:
@@ -103,14 +109,10 @@ async def stream_agent(
                 return
             yield ServerSentEvent(event=chunk.type, id=str(sequence), data=event)
         outcome = "completed"
-        yield ServerSentEvent(event="done", id=str(sequence + 1), data=StreamEvent(type="done"))
+        yield ServerSentEvent(event="done", id=str(sequence + 1), data=DONE)
     except TimeoutError:
         outcome = "timeout"
-        yield ServerSentEvent(
-            event="error",
-            id=str(sequence + 1),
-            data=StreamEvent(type="error", text="the agent did not finish in time"),
-        )
+        yield ServerSentEvent(event="error", id=str(sequence + 1), data=TIMED_OUT)
     finally:
         # A client that goes away cancels the task iterating this generator: the
         # cancellation runs through the agent stream (which stops), and the outcome stays
@@ -147,8 +149,9 @@ async def cancel_job(
 # Protocol, JSON text frames:
 #   server -> {"type": "ready"}                   once accepted
 #   client -> {"type": "run", "prompt": "...", "model": null}
-#   server -> {"type": "text" | "tool_call" | "tool_result" | "usage", ...} ... {"type": "done"}
-#                                                 or {"type": "error", "text": "..."}
+#   server -> {"type": "text" | "tool_call" | "tool_result" | "usage", ...} ... then
+#             {"type": "done", ...} or {"type": "error", ...}: each frame the SSE event's data
+#             (a run over the caller's rate limit: "error" with data.code "rate_limited")
 #   client -> {"type": "cancel"}                  stops the current run: {"type": "cancelled"}
 #   client -> {"type": "ping"}                    server -> {"type": "pong"}
 #   server -> {"type": "ping"}                    every WS_PING_INTERVAL_SECONDS
@@ -177,6 +180,13 @@ class WsSession:
         request = AgentRequest(
             prompt=message.prompt, model=message.model, session_id=message.session_id
         )
+        # Each run costs the caller one request of the rate limit, as POST /agents/run does.
+        decision = await RATE_LIMITER.hit(self.service.resources, self.websocket.scope)
+        if decision is not None and not decision.allowed:
+            data = {"code": "rate_limited", "retry_after": decision.retry_after}
+            refused = StreamEvent(type="error", text="too many requests; retry later", data=data)
+            await self.send(refused.model_dump(mode="json"))
+            return
         outcome = "completed"
         try:
             async for chunk in self.service.stream(request):
@@ -185,10 +195,10 @@ class WsSession:
                     outcome = "failed"
                     break
             else:
-                await self.send({"type": "done"})
+                await self.send(DONE.model_dump(mode="json"))
         except TimeoutError:
             outcome = "timeout"
-            await self.send({"type": "error", "text": "the agent did not finish in time"})
+            await self.send(TIMED_OUT.model_dump(mode="json"))
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
