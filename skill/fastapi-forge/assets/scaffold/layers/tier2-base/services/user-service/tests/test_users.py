@@ -21,7 +21,7 @@ def new_user() -> dict[str, str]:
 async def test_ready_checks_database_and_broker(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "loops": "ok"}
 
 
 async def test_sign_up_publishes_user_registered_through_the_outbox(

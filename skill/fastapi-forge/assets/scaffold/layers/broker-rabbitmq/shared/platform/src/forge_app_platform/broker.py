@@ -150,9 +150,7 @@ class RabbitMQBroker:
             except Exception:
                 EVENTS_CONSUMED.labels(topic, group, "failed").inc()
                 log.exception("event %s (%s) failed", envelope.event_id, envelope.type)
-                # Quorum queues count earlier deliveries in x-delivery-count.
-                earlier = int(str(message.headers.get("x-delivery-count", 0)))
-                if earlier + 1 >= self.settings.consumer_max_deliveries:
+                if earlier_deliveries(message) + 1 >= self.settings.consumer_max_deliveries:
                     EVENTS_CONSUMED.labels(topic, group, "dead_lettered").inc()
                     await message.reject(requeue=False)  # to the dead-letter exchange
                 else:
@@ -162,6 +160,18 @@ class RabbitMQBroker:
             done.append(message)
         for message in done:
             await message.ack()
+
+
+def earlier_deliveries(message: AbstractIncomingMessage) -> int:
+    """Quorum queues count earlier deliveries in `x-delivery-count`. On a first delivery
+    the header is whatever the publisher set, so any value that is not a count is 0."""
+    value = message.headers.get("x-delivery-count")
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        return max(int(value), 0) if isinstance(value, int | str) else 0
+    except ValueError:
+        return 0
 
 
 def create_broker(settings: ServiceSettings) -> RabbitMQBroker:

@@ -4,7 +4,9 @@ A delivery stays in the group's pending list until XACK. A consumer restarted un
 same name (CONSUMER_NAME, the pod name) first re-reads its own pending entries; entries
 of a consumer that never comes back are taken over with XAUTOCLAIM once idle for
 CONSUMER_CLAIM_IDLE_MS. Each claim counts as a delivery: past CONSUMER_MAX_DELIVERIES the
-entry goes to `<topic>.dlq` with the last error and is acknowledged.
+entry goes to `<topic>.dlq` with the last error and is acknowledged. Entries are read as
+bytes: anyone who can XADD can write any bytes, and an entry that is not UTF-8 JSON goes to
+the dead-letter stream as it came instead of failing the read of every batch it is in.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ log = logging.getLogger(__name__)
 STREAM_MAXLEN = 1_000_000  # approximate trim: bounded memory, trimming never blocks Redis
 # An entry's own fields; every other field is a message header (trace context).
 BODY_FIELDS = ("event", "type")
-Entry = tuple[str, dict[str, str] | None]
+Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 
 class RedisStreamsBroker:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.redis: Redis = Redis.from_url(
-            settings.broker_url, decode_responses=True, health_check_interval=30
+            settings.broker_url, decode_responses=False, health_check_interval=30
         )
 
     async def start(self) -> None:
@@ -68,7 +70,7 @@ class RedisStreamsBroker:
             try:
                 if own_cursor is not None:
                     entries = await self._read(topic, group, own_cursor, block_ms=None)
-                    own_cursor = entries[-1][0] if entries else None
+                    own_cursor = entries[-1][0].decode() if entries else None
                 else:
                     entries = await self._claim_idle(topic, group)
                     if not entries:
@@ -111,7 +113,7 @@ class RedisStreamsBroker:
 
     async def _delivery_counts(
         self, topic: str, group: str, entries: list[Entry]
-    ) -> dict[str, int]:
+    ) -> dict[bytes, int]:
         pending: Any = await self.redis.xpending_range(
             topic,
             group,
@@ -127,18 +129,19 @@ class RedisStreamsBroker:
         self, topic: str, group: str, entries: list[Entry], handle: Handler
     ) -> None:
         deliveries = await self._delivery_counts(topic, group, entries)
-        done: list[str] = []
+        done: list[bytes] = []
         for entry_id, fields in entries:
             if not fields:  # trimmed away while pending: nothing left to handle
                 done.append(entry_id)
                 continue
             try:
-                envelope = Envelope.model_validate_json(fields["event"])
-            except (KeyError, ValidationError) as exc:
+                text = {k.decode(): v.decode() for k, v in fields.items()}
+                envelope = Envelope.model_validate_json(text["event"])
+            except (UnicodeDecodeError, KeyError, ValidationError) as exc:
                 await self._dead_letter(topic, group, entry_id, fields, exc)
                 done.append(entry_id)
                 continue
-            headers = {k: v for k, v in fields.items() if k not in BODY_FIELDS}
+            headers = {k: v for k, v in text.items() if k not in BODY_FIELDS}
             try:
                 await deliver(handle, topic, group, envelope, headers)
             except Exception as exc:
@@ -155,13 +158,23 @@ class RedisStreamsBroker:
             await self.redis.xack(topic, group, *done)
 
     async def _dead_letter(
-        self, topic: str, group: str, entry_id: str, fields: dict[str, str], error: Exception
+        self,
+        topic: str,
+        group: str,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        error: Exception,
     ) -> None:
         EVENTS_CONSUMED.labels(topic, group, "dead_lettered").inc()
-        log.error("event entry %s of %s dead-lettered: %r", entry_id, topic, error)
+        log.error("event entry %s of %s dead-lettered: %r", entry_id.decode(), topic, error)
         await self.redis.xadd(
             dead_letter_topic(topic),
-            {**fields, "source_id": entry_id, "group": group, "error": repr(error)[:1000]},
+            {
+                **fields,
+                b"source_id": entry_id,
+                b"group": group.encode(),
+                b"error": repr(error)[:1000].encode(),
+            },
             maxlen=STREAM_MAXLEN,
             approximate=True,
         )

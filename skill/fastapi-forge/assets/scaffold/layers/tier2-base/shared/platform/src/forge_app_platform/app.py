@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +30,23 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 READY_TIMEOUT_SECONDS = 2.0
+# A loop that crashed this many times in a row, each run shorter than LOOP_STABLE_SECONDS,
+# is stuck (a poison event, a broken key): readiness says so until it runs that long.
+LOOP_CRASHES_UNREADY = 3
+LOOP_STABLE_SECONDS = 10.0
+LOOP_CRASHES = Counter(
+    "background_loop_crashes", "Crashes (then restarts) of a background loop.", ["loop"]
+)
+
+
+@dataclass
+class LoopState:
+    crashes_in_row: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    def stuck(self) -> bool:
+        recent = time.monotonic() - self.started_at < LOOP_STABLE_SECONDS
+        return self.crashes_in_row >= LOOP_CRASHES_UNREADY and recent
 
 
 @dataclass
@@ -40,6 +58,7 @@ class Runtime:
     broker: Broker
     tokens: TokenService
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    loops: dict[str, LoopState] = field(default_factory=dict)
 
 
 Background = Callable[[Runtime], Coroutine[Any, Any, None]]
@@ -126,7 +145,8 @@ async def liveness() -> dict[str, str]:
 
 @health.get("/health/ready")
 async def readiness(runtime: RuntimeDep) -> JSONResponse:
-    """Only what this service owns: its database and its broker, never other services."""
+    """Only what this service owns: its database, its broker and its background loops,
+    never other services."""
 
     async def database() -> bool:
         try:
@@ -144,8 +164,13 @@ async def readiness(runtime: RuntimeDep) -> JSONResponse:
             return False
 
     db_ok, broker_ok = await asyncio.gather(database(), broker())
-    checks = {"database": "ok" if db_ok else "down", "broker": "ok" if broker_ok else "down"}
-    ready = db_ok and broker_ok
+    loops_ok = not any(state.stuck() for state in runtime.loops.values())
+    checks = {
+        "database": "ok" if db_ok else "down",
+        "broker": "ok" if broker_ok else "down",
+        "loops": "ok" if loops_ok else "down",
+    }
+    ready = db_ok and broker_ok and loops_ok
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
@@ -157,12 +182,17 @@ async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def supervise(name: str, loop: Loop, stop: asyncio.Event) -> None:
-    """Restarts a background loop that crashed (a bug or a lost connection) after a pause."""
+async def supervise(name: str, loop: Loop, stop: asyncio.Event, state: LoopState) -> None:
+    """Restarts a background loop that crashed (a bug or a lost connection) after a pause,
+    counting the crashes in `state` and in `background_loop_crashes_total`."""
     while not stop.is_set():
+        state.started_at = time.monotonic()
         try:
             await loop()
         except Exception:
+            LOOP_CRASHES.labels(name).inc()
+            stable = time.monotonic() - state.started_at >= LOOP_STABLE_SECONDS
+            state.crashes_in_row = 1 if stable else state.crashes_in_row + 1
             log.exception("background loop %s crashed; restarting", name)
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
@@ -171,12 +201,19 @@ async def supervise(name: str, loop: Loop, stop: asyncio.Event) -> None:
 
 
 @asynccontextmanager
-async def background_loops(loops: Mapping[str, Loop], stop: asyncio.Event) -> AsyncIterator[None]:
+async def background_loops(
+    loops: Mapping[str, Loop],
+    stop: asyncio.Event,
+    states: dict[str, LoopState] | None = None,
+) -> AsyncIterator[None]:
     """Runs `loops` (consumers, the outbox relay) supervised until the block ends; then
     sets `stop` and gives them 10 s to finish their batch. Unacknowledged events are
-    redelivered anyway."""
+    redelivered anyway. `states`: filled with each loop's crash record, for readiness."""
+    states = {} if states is None else states
+    states.update({name: LoopState() for name in loops})
     tasks = [
-        asyncio.create_task(supervise(name, loop, stop), name=name) for name, loop in loops.items()
+        asyncio.create_task(supervise(name, loop, stop, states[name]), name=name)
+        for name, loop in loops.items()
     ]
     try:
         yield
@@ -208,7 +245,7 @@ def create_service_app(
         app.state.runtime = runtime
         loops = {loop.__name__: functools.partial(loop, runtime) for loop in background}
         try:
-            async with background_loops(loops, runtime.stop):
+            async with background_loops(loops, runtime.stop, runtime.loops):
                 yield
         finally:
             await broker.close()
