@@ -23,6 +23,7 @@ class IdentityProvider:
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key()))
         self.jwks = {"keys": [{**jwk, "kid": KEY_ID, "use": "sig", "alg": "RS256"}]}
+        self.jwks_fetches = 0
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,6 +31,7 @@ class IdentityProvider:
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": provider.issuer, "jwks_uri": f"{provider.issuer}/jwks"}
                 elif self.path == "/jwks":
+                    provider.jwks_fetches += 1
                     body = provider.jwks
                 else:
                     self.send_error(404)

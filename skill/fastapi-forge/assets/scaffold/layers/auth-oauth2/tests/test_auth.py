@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,3 +103,26 @@ async def test_unreachable_issuer_is_401_not_500(make_settings: SettingsFactory)
         )
         response = await client.get("/me", headers=bearer(token))
     assert response.status_code == 401
+
+
+async def test_random_key_ids_are_401s_without_a_jwks_fetch_each(
+    make_settings: SettingsFactory, identity_provider: IdentityProvider
+) -> None:
+    idp = identity_provider
+    async with app_client(make_settings()) as client:  # its own, empty key cache
+        valid = await client.get("/me", headers=bearer(idp.sign(idp.claims("alice"))))
+        assert valid.status_code == 200
+        before = idp.jwks_fetches
+        kids: list[Any] = [uuid.uuid4().hex for _ in range(30)] + [123, ["a"], {"k": 1}, None]
+        tokens = [
+            b64({"alg": "RS256", "typ": "JWT"} | ({} if kid is None else {"kid": kid}))
+            + "."
+            + b64({"sub": "alice"})
+            + ".c2lnbmF0dXJl"
+            for kid in kids
+        ]
+        answers = [await client.get("/me", headers=bearer(token)) for token in tokens]
+    assert {a.status_code for a in answers} == {401}
+    assert {a.json()["error"]["code"] for a in answers} == {"invalid_token"}
+    # PyJWKClient refetches for an unknown kid at most once per cooldown (30 s).
+    assert idp.jwks_fetches - before <= 1, f"{idp.jwks_fetches - before} fetches"

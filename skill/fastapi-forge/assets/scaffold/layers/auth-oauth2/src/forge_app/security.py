@@ -1,7 +1,8 @@
 """OAuth2 / OpenID Connect bearer tokens, verified against the issuer's keys (JWKS).
 
 The signing key is chosen by the token's `kid` from the issuer's JWKS (fetched by
-`jwt.PyJWKClient`, cached, refreshed when an unknown `kid` appears). The accepted
+`jwt.PyJWKClient`, cached, refreshed when an unknown `kid` appears, at most once per 30 s:
+PyJWT >= 2.15, so tokens with random `kid`s cannot make it fetch per request). The accepted
 algorithms are pinned to asymmetric ones, so `alg: none` and HS256-with-the-public-key
 tokens are rejected; `exp`, `iat`, `sub`, the audience and the issuer are required.
 """
