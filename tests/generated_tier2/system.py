@@ -307,7 +307,7 @@ def running_system(
                     # Its job queue is on Redis whatever the broker is.
                     "REDIS_URL": common.get("REDIS_URL", broker_url),
                     "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-                    "RATE_LIMIT_REQUESTS": "1000",
+                    "RATE_LIMIT_REQUESTS": common.get("RATE_LIMIT_REQUESTS", "1000"),
                 }
             cwd = project / "services" / name
             run(
