@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,12 +16,12 @@ from fakes.anthropic import FakeAnthropic
 from fakes.http import FakeHTTPServer, Hangups
 from fakes.openai import FakeOpenAI
 from fakes.script import FINAL_TEXT, TOOL_ARGUMENTS, TOOL_NAME, TOOL_OUTPUT, Script
-from forge_testing import REPO_ROOT, Server, start_uvicorn
+from forge_testing import Server, start_uvicorn
+from forge_testing.scaffolding import scaffold
 from httpx_sse import connect_sse
-from sdk_venvs import SDKS, ensure_sdk_venv, install
+from sdk_venvs import SDKS, ensure_sdk_venv
 from websockets.asyncio.client import connect as ws_connect
 
-SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
 PROMPT = "How many words are in 'agents stream tokens'? Use the tool."
 # Long enough for a run against a loopback fake (the Claude Code CLI starts in about a
 # second), short enough that the timeout test does not wait long.
@@ -62,38 +60,21 @@ def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[App]:
     sdk: str = request.param
-    python = ensure_sdk_venv(sdk)
+    venv = ensure_sdk_venv(sdk)
+    python = venv.python
     root = tmp_path_factory.mktemp(f"app-{sdk}")
     name = f"forge-{sdk}-app"
-    flags = [
-        "--agent",
-        sdk,
-        "--db",
-        "none",
-        "--auth",
-        "none",
-        "--queue",
-        "none",
-        "--deploy",
-        "compose",
-    ]
-    subprocess.run(
-        [
-            sys.executable,
-            str(SCAFFOLD),
-            "--tier",
-            "1",
-            "--name",
-            name,
-            "--out",
-            str(root / name),
-            *flags,
-        ],
-        check=True,
-        capture_output=True,
+    app_root = scaffold(
+        root / name,
+        name=name,
+        agent=sdk,
+        db="none",
+        auth="none",
+        queue="none",
+        deploy="compose",
     )
     # Into the SDK's venv, so the app runs with exactly the SDK the checks use.
-    install(python, str(root / name))
+    venv.install(app_root, cwd=root)
 
     fake_class, model, path = PROVIDERS[sdk]
     fake = fake_class().start()

@@ -10,7 +10,7 @@ from sdk_venvs import HERE, SDKS, ensure_sdk_venv
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_runner_checks_pass_with_the_real_sdk(sdk: str) -> None:
-    python = ensure_sdk_venv(sdk)
+    python = ensure_sdk_venv(sdk).python
     checks = HERE / "runner_checks"
     done = subprocess.run(
         [

@@ -37,8 +37,8 @@ from forge_testing import (
     throwaway_database,
     wait_until,
 )
+from forge_testing.scaffolding import scaffold
 from forge_testing.venvs import BASE_PYTHON, UV
-from generated_tier1.project import SCAFFOLD
 
 pytestmark = pytest.mark.e2e
 
@@ -115,11 +115,7 @@ def contract_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default project, generated once; `uv sync` gives it the virtualenv all three
     targets run in (its dev group included), as SKILL.md tells users to do."""
     out = tmp_path_factory.mktemp("contract") / NAME
-    run(
-        [str(BASE_PYTHON), SCAFFOLD, "--name", NAME, "--out", out],
-        cwd=out.parent,
-        env=clean_env(),
-    )
+    scaffold(out, name=NAME)
     run(
         [UV, "sync", "--python", BASE_PYTHON, "--quiet"],
         cwd=out,

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,13 +31,11 @@ import pytest
 from forge_testing import (
     REPO_ROOT,
     UV_CACHE_DIR,
-    clean_env,
     drop_database,
     redis_database,
 )
-from forge_testing import run as run_command
+from forge_testing.scaffolding import Combo, scaffold
 from forge_testing.venvs import BASE_PYTHON, UV
-from generated_tier1.project import SCAFFOLD, Combo, scaffold
 
 from .shell import ReadmeRun, fenced_blocks
 
@@ -141,7 +138,7 @@ def selected_combos() -> list[Combo]:
 def test_readme_commands_work_in_order(
     combo: Combo, tmp_path: Path, pg_admin_url: str, redis_base_url: str
 ) -> None:
-    project = scaffold(combo, tmp_path)
+    project = combo.scaffold(tmp_path)
     readme = (project / "README.md").read_text()
     blocks = fenced_blocks(readme)
     assert any(block.kind == "run" for block in blocks), (
@@ -226,20 +223,7 @@ def test_tier2_readme_commands_work_in_order(
 ) -> None:
     """Tier 2's README (install, every package's tests, one service by hand), literally."""
     project = tmp_path / TIER2_NAME
-    run_command(
-        [
-            sys.executable,
-            SCAFFOLD,
-            "--tier",
-            "2",
-            "--name",
-            TIER2_NAME,
-            "--out",
-            project,
-        ],
-        cwd=tmp_path,
-        env=clean_env(),
-    )
+    scaffold(project, tier=2, name=TIER2_NAME)
     blocks = fenced_blocks((project / "README.md").read_text())
     package = TIER2_NAME.replace("-", "_")
     databases = [f"{package}_{suffix}" for suffix in TIER2_DATABASES]

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from forge_testing.scaffolding import COMBOS, Combo
 
-from .project import COMBOS, Combo, Project, scaffold
+from .project import InstalledProject
 
 INSTALL_PARALLELISM = 3
 
@@ -20,7 +21,7 @@ INSTALL_PARALLELISM = 3
 class BuiltProjects:
     def __init__(self, parent: Path) -> None:
         self.parent = parent
-        self.results: dict[str, Project | BaseException] = {}
+        self.results: dict[str, InstalledProject | BaseException] = {}
         self.wall_seconds = 0.0
 
     def build_all(self) -> None:
@@ -35,14 +36,14 @@ class BuiltProjects:
                 )
         self.wall_seconds = time.monotonic() - started
 
-    def _build(self, combo: Combo) -> Project:
+    def _build(self, combo: Combo) -> InstalledProject:
         started = time.monotonic()
-        project = Project(combo=combo, root=scaffold(combo, self.parent))
+        project = InstalledProject(combo=combo, root=combo.scaffold(self.parent))
         project.timings["scaffold"] = time.monotonic() - started
         project.install()
         return project
 
-    def get(self, combo: Combo) -> Project:
+    def get(self, combo: Combo) -> InstalledProject:
         result = self.results[combo.name]
         if isinstance(result, BaseException):
             pytest.fail(
@@ -57,7 +58,7 @@ def built_projects(tmp_path_factory: pytest.TempPathFactory) -> BuiltProjects:
     built = BuiltProjects(tmp_path_factory.mktemp("tier1-projects"))
     built.build_all()
     for name, result in sorted(built.results.items()):
-        timings = result.timings if isinstance(result, Project) else {}
+        timings = result.timings if isinstance(result, InstalledProject) else {}
         print(
             f"\n[e2e] {name}: {', '.join(f'{k} {v:.0f}s' for k, v in timings.items()) or 'FAILED'}"
         )
@@ -69,4 +70,4 @@ def built_projects(tmp_path_factory: pytest.TempPathFactory) -> BuiltProjects:
 def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Scaffold output only (no virtualenv), for checks of generated files."""
     parent = tmp_path_factory.mktemp("tier1-scaffold-only")
-    return {combo.name: scaffold(combo, parent) for combo in COMBOS}
+    return {combo.name: combo.scaffold(parent) for combo in COMBOS}

@@ -4,17 +4,14 @@ suite run against the real PostgreSQL and Redis, and its migrations applied and 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 
 import asyncpg
 import pytest
 from forge_testing import redis_database, throwaway_database
+from forge_testing.scaffolding import COMBOS, FLAGS, MANIFEST, Combo
 
 from .conftest import BuiltProjects
-from .project import COMBOS, FLAGS, SCAFFOLD, Combo
-
-MANIFEST = SCAFFOLD.parents[1] / "assets" / "scaffold" / "manifest.json"
 
 pytestmark = pytest.mark.e2e
 
@@ -25,9 +22,8 @@ SUMMARY_RE = re.compile(
 
 def test_combos_use_every_option_value() -> None:
     """COMBOS against the scaffold's manifest: every Tier 1 option, every value."""
-    manifest = json.loads(MANIFEST.read_text())
     options = {
-        flag: spec for flag, spec in manifest["options"].items() if "1" in spec["tiers"]
+        flag: spec for flag, spec in MANIFEST["options"].items() if "1" in spec["tiers"]
     }
     assert set(options) == set(FLAGS), (
         "the scaffold's Tier 1 flags changed: update COMBOS"

@@ -18,10 +18,10 @@ import httpx
 import pytest
 import yaml
 from forge_testing import free_port, redis_database, run, throwaway_database, wait_until
-from forge_testing.venvs import BASE_PYTHON, UV
+from forge_testing.scaffolding import COMBOS, DEFAULT, Combo
+from forge_testing.venvs import create_venv
 
 from .conftest import BuiltProjects
-from .project import COMBOS, DEFAULT, Combo
 
 pytestmark = pytest.mark.e2e
 
@@ -106,20 +106,7 @@ def test_image_runtime_stage_runs_its_command(
     )
     app = tmp_path / "app"
     app.mkdir()
-    uv_env = project.env()
-    run([UV, "venv", "--python", BASE_PYTHON, app / ".venv"], cwd=app, env=uv_env)
-    run(
-        [
-            UV,
-            "pip",
-            "install",
-            "--python",
-            app / ".venv" / "bin" / "python",
-            project.root,
-        ],
-        cwd=app,
-        env=uv_env,
-    )
+    create_venv(app / ".venv", project.root, cwd=app)
     for pattern in sources:
         for source in project.root.glob(pattern):
             target = app / source.name

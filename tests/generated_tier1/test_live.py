@@ -34,10 +34,11 @@ from forge_testing import (
     throwaway_database,
     wait_until,
 )
+from forge_testing.scaffolding import DEFAULT
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import BuiltProjects
-from .project import DEFAULT, Project
+from .project import InstalledProject
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +70,7 @@ def make_jwt(
 
 @dataclass
 class Live:
-    project: Project
+    project: InstalledProject
     api: Server
     worker: ManagedProcess
     redis: Server

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from forge_testing.venvs import Venv
 
-from .system import Venv, shared_systems
+from .system import shared_systems
 
 
 @dataclass

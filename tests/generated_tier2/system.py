@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,18 +16,16 @@ from pathlib import Path
 
 import httpx
 from forge_testing import (
-    REPO_ROOT,
     ManagedProcess,
-    clean_env,
     free_port,
     run,
     spawn,
     throwaway_database,
     wait_until,
 )
-from forge_testing.venvs import BASE_PYTHON, UV
+from forge_testing.scaffolding import scaffold
+from forge_testing.venvs import Venv, create_venv
 
-SCAFFOLD = REPO_ROOT / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
 NAME = "shop"
 JWT_SECRET = "e2e-tier2-secret-" + "x" * 40
 # (folder, import path, uvicorn extra args, gateway prefix)
@@ -45,66 +42,6 @@ EDITABLE = [
     "services/agent-service[dev]",
     "gateway[dev]",
 ]
-
-
-def scaffold(parent: Path, broker: str, tier: int = 2) -> Path:
-    out = parent / f"{NAME}-tier{tier}-{broker}"
-    run(
-        [
-            sys.executable,
-            str(SCAFFOLD),
-            "--tier",
-            str(tier),
-            "--name",
-            NAME,
-            "--broker",
-            broker,
-            "--out",
-            str(out),
-        ],
-        cwd=parent,
-        env=clean_env(),
-    )
-    return out
-
-
-@dataclass
-class Venv:
-    root: Path
-
-    @property
-    def python(self) -> Path:
-        return self.root / "bin" / "python"
-
-    def bin(self, name: str) -> Path:
-        return self.root / "bin" / name
-
-
-def install_editables(project: Path, venv_dir: Path, requirements: list[str]) -> Venv:
-    """A new virtualenv under `venv_dir` with `requirements` (pip-style arguments, run in
-    `project`) installed with uv, byte-code compiled: the tests run with
-    PYTHONDONTWRITEBYTECODE, so without it every process start compiles every import."""
-    run(
-        [str(UV), "venv", "--python", str(BASE_PYTHON), str(venv_dir)],
-        cwd=project,
-        env=clean_env(),
-    )
-    venv = Venv(venv_dir)
-    run(
-        [
-            str(UV),
-            "pip",
-            "install",
-            "--compile-bytecode",
-            "--python",
-            str(venv.python),
-            *requirements,
-        ],
-        cwd=project,
-        env=clean_env(),
-        timeout=1500,
-    )
-    return venv
 
 
 @dataclass
@@ -131,8 +68,14 @@ def shared_systems(tmp_path_factory: object) -> Systems:
         assert isinstance(tmp_path_factory, pytest.TempPathFactory)
         parent = tmp_path_factory.mktemp("systems")
         started = time.monotonic()
-        tier2 = {b: scaffold(parent, b) for b in ("redis", "rabbitmq", "kafka")}
-        tier3 = {b: scaffold(parent, b, tier=3) for b in ("redis", "rabbitmq")}
+        tier2 = {
+            b: scaffold(parent / f"{NAME}-tier2-{b}", tier=2, name=NAME, broker=b)
+            for b in ("redis", "rabbitmq", "kafka")
+        }
+        tier3 = {
+            b: scaffold(parent / f"{NAME}-tier3-{b}", tier=3, name=NAME, broker=b)
+            for b in ("redis", "rabbitmq")
+        }
         editables = [arg for package in EDITABLE for arg in ("--editable", package)]
         orders = [
             arg
@@ -142,10 +85,13 @@ def shared_systems(tmp_path_factory: object) -> Systems:
                 str(tier3["redis"] / "services" / f"{service}[dev]"),
             )
         ]
-        venv = install_editables(
-            tier2["redis"],
+        venv = create_venv(
             parent / "venv",
-            [*editables, *orders, "aio-pika>=9.5.0", "aiokafka>=0.12.0"],
+            *editables,
+            *orders,
+            "aio-pika>=9.5.0",
+            "aiokafka>=0.12.0",
+            cwd=tier2["redis"],
         )
         print(
             f"\n[e2e] systems scaffolded and installed in {time.monotonic() - started:.0f}s"
@@ -233,7 +179,9 @@ class Service:
 
 
 @dataclass
-class System:
+class GeneratedTier2System:
+    """A generated Tier 2 system running: its services (and gateway) as processes."""
+
     root: Path
     venv: Venv
     services: dict[str, Service] = field(default_factory=dict)
@@ -276,10 +224,10 @@ def running_system(
     with_gateway: bool,
     shadow_sources: bool = False,
     **settings: str,
-) -> Iterator[System]:
-    system = System(root=project, venv=venv)
+) -> Iterator[GeneratedTier2System]:
+    system = GeneratedTier2System(root=project, venv=venv)
     with ExitStack() as stack:
-        common = clean_env() | {
+        common = venv.env() | {
             "JWT_SECRET": JWT_SECRET,
             "JWT_AUDIENCE": "forge-api",
             "JWT_ISSUER": "forge-api",
@@ -287,7 +235,6 @@ def running_system(
             "OUTBOX_POLL_SECONDS": "0.1",
             "CONSUMER_CLAIM_IDLE_MS": "2000",
             "LOG_LEVEL": "WARNING",
-            "PATH": f"{venv.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
             **settings,
         }
         if shadow_sources:

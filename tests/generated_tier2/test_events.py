@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from .conftest import Build
 from .system import (
     JWT_SECRET,
-    System,
+    GeneratedTier2System,
     running_system,
     source_path,
 )
@@ -75,7 +75,7 @@ def drained(dsn: str) -> bool:
     return scalar(dsn, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
 
-def sign_up_and_queue_jobs(system: System) -> tuple[list[str], list[str]]:
+def sign_up_and_queue_jobs(system: GeneratedTier2System) -> tuple[list[str], list[str]]:
     """EVENTS sign-ups; the first LEAVERS each queue a job (no worker runs: it stays
     queued). Returns the leavers' tokens and their job ids."""
     users, agents = (
@@ -109,7 +109,7 @@ def sign_up_and_queue_jobs(system: System) -> tuple[list[str], list[str]]:
 
 
 def kill_notify_mid_batch(
-    system: System, kind: str, expected: int, aligned_batches: bool
+    system: GeneratedTier2System, kind: str, expected: int, aligned_batches: bool
 ) -> int:
     """Starts notification-service slowed down, SIGKILLs it once some of a batch of
     `kind` notifications committed, and returns how many there were at the kill."""
@@ -132,7 +132,7 @@ def kill_notify_mid_batch(
     return at_kill
 
 
-def exactly_once_through_kills(system: System, *, aligned_batches: bool) -> None:
+def exactly_once_through_kills(system: GeneratedTier2System, *, aligned_batches: bool) -> None:
     users, notify, agents = (
         system.services["user-service"],
         system.services["notification-service"],

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from forge_testing import clean_env, rabbitmq_vhost, redis_database
+from forge_testing.venvs import Venv
 from generated_tier2.system import shared_systems, source_path
 
-from .system import Orders, Venv, running_orders
+from .system import Orders, running_orders
 
 BROKERS = ("redis", "rabbitmq")
 

@@ -5,7 +5,6 @@ variant's broker (a Redis database or a RabbitMQ vhost of the test's own)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,8 +16,9 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
-from forge_testing import clean_env, free_port, run, throwaway_database
-from generated_tier2.system import Service, Venv
+from forge_testing import free_port, run, throwaway_database
+from forge_testing.venvs import Venv
+from generated_tier2.system import Service
 from prometheus_client.parser import text_string_to_metric_families
 
 NAME = "shop"
@@ -136,7 +136,7 @@ def running_orders(
 ) -> Iterator[Orders]:
     """`python_path`: the variant's own sources, ahead of the shared venv's."""
     orders = Orders(project=project, venv=venv)
-    orders.env = clean_env() | {
+    orders.env = venv.env() | {
         "PYTHONPATH": python_path,
         "JWT_SECRET": JWT_SECRET,
         "BROKER_URL": broker_url,
@@ -145,7 +145,6 @@ def running_orders(
         "CONSUMER_NAME": "projector-0",
         "CONSUMER_CLAIM_IDLE_MS": "1000",
         "LOG_LEVEL": "WARNING",
-        "PATH": f"{venv.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     with ExitStack() as stack:
         for side, folder in (("command", "order-command"), ("query", "order-query")):

@@ -21,11 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from generated_tier1.project import COMBOS, Combo
+from forge_testing.scaffolding import COMBOS, MANIFEST, Combo, run_scaffold
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
-MANIFEST = json.loads((SCRIPT.parents[1] / "assets" / "scaffold" / "manifest.json").read_text())
 BROKERS = list(MANIFEST["options"]["broker"]["values"])
 NAME = "acme"
 # A value a user puts in for a secret the deployment leaves to them (long enough for JWT).
@@ -52,7 +49,9 @@ class Unit:
 
 
 @dataclass
-class Project:
+class DeploymentUnderCheck:
+    """A generated project whose deployment files are checked, and what was found."""
+
     name: str
     root: Path
     tier: str
@@ -63,12 +62,7 @@ class Project:
 
 def generate(tmp: Path, label: str, *args: str) -> Path:
     out = tmp / label
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--name", NAME, "--out", str(out), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_scaffold("--name", NAME, "--out", out, *args)
     assert result.returncode == 0, result.stderr
     # No note asks for hand edits (a layer still being written is only announced).
     notes = [line for line in result.stderr.splitlines() if "has no files yet" not in line]
@@ -82,18 +76,18 @@ PROJECTS = [(f"tier1-{combo.name}", combo) for combo in COMBOS] + [
 
 
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Project]:
+def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DeploymentUnderCheck]:
     tmp = tmp_path_factory.mktemp("deployments")
-    built: dict[str, Project] = {}
+    built: dict[str, DeploymentUnderCheck] = {}
     for label, combo in PROJECTS:
         if combo is not None:
             args = combo.flags()[4:]  # without --tier 1 --name
-            built[label] = Project(label, generate(tmp, label, *args), "1", combo)
+            built[label] = DeploymentUnderCheck(label, generate(tmp, label, *args), "1", combo)
         else:
             tier, broker = label[4], label.split("-", 1)[1]
             root = generate(tmp, label, "--tier", tier, "--broker", broker)
-            built[label] = Project(label, root, tier)
-    broken = Project("broken-tier2", tmp / "broken-tier2", "2")
+            built[label] = DeploymentUnderCheck(label, root, tier)
+    broken = DeploymentUnderCheck("broken-tier2", tmp / "broken-tier2", "2")
     shutil.copytree(built["tier2-redis"].root, broken.root)
     compose = broken.root / "docker-compose.yml"
     text = compose.read_text()
@@ -128,7 +122,7 @@ def interpolate(value: str, variables: dict[str, str], where: str, problems: lis
     return COMPOSE_VAR_RE.sub(replace, value.replace("$$", "\0")).replace("\0", "$")
 
 
-def compose_units(project: Project) -> list[Unit]:
+def compose_units(project: DeploymentUnderCheck) -> list[Unit]:
     root = project.root
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     env_file = dotenv(root / ".env.example")
@@ -182,7 +176,7 @@ def compose_units(project: Project) -> list[Unit]:
 
 
 def settings_unit(
-    project: Project, where: str, name: str, service: dict[str, Any], env: dict[str, str]
+    project: DeploymentUnderCheck, where: str, name: str, service: dict[str, Any], env: dict[str, str]
 ) -> Unit:
     root = project.root
     command = " ".join(service.get("command") or [])
@@ -212,7 +206,7 @@ def settings_unit(
     return Unit(where, env, f"{package}.config", "Settings", paths)
 
 
-def k8s_units(project: Project, folder: Path) -> list[Unit]:
+def k8s_units(project: DeploymentUnderCheck, folder: Path) -> list[Unit]:
     problems = project.problems
     documents = []
     for path in sorted(folder.glob("*.yaml")):
@@ -313,7 +307,7 @@ print(json.dumps(results))
 """
 
 
-def collect(project: Project) -> list[Unit]:
+def collect(project: DeploymentUnderCheck) -> list[Unit]:
     units: list[Unit] = []
     if (project.root / "docker-compose.yml").exists():
         units += compose_units(project)
@@ -322,7 +316,7 @@ def collect(project: Project) -> list[Unit]:
     return units
 
 
-def check_all(projects: list[Project]) -> None:
+def check_all(projects: list[DeploymentUnderCheck]) -> None:
     """Imports each project's settings classes in one child interpreter, then records what
     fails in each project's `problems`."""
     units = [(project, unit) for project in projects for unit in collect(project)]
@@ -356,14 +350,14 @@ def check_all(projects: list[Project]) -> None:
 
 
 @pytest.mark.parametrize("label", [label for label, _ in PROJECTS])
-def test_deployment_files_follow_the_options(projects: dict[str, Project], label: str) -> None:
+def test_deployment_files_follow_the_options(projects: dict[str, DeploymentUnderCheck], label: str) -> None:
     project = projects[label]
     if project.combo is None or project.combo.deploy in ("compose", "k8s"):
         assert project.units, f"{label}: no container found in its compose or k8s files"
     assert not project.problems, "\n".join(project.problems)
 
 
-def test_a_missing_variable_is_caught(projects: dict[str, Project]) -> None:
+def test_a_missing_variable_is_caught(projects: dict[str, DeploymentUnderCheck]) -> None:
     """The check fails when a container lacks a required setting (Tier 2's worker once had
     no JWT_SECRET): the fixture checked a copy of Tier 2 with that line removed."""
     problems = projects["broken-tier2"].problems

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import re
 import subprocess
 import sys
@@ -14,24 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forge_testing import SKILL
+from forge_testing.scaffolding import MANIFEST, SCAFFOLD_SCRIPT, run_scaffold
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "skill" / "fastapi-forge" / "scripts" / "scaffold_fastapi.py"
-SKILL = REPO / "skill" / "fastapi-forge"
-MANIFEST = json.loads((SKILL / "assets" / "scaffold" / "manifest.json").read_text())
 TIER1_OPTIONS = {
     flag: list(spec["values"]) for flag, spec in MANIFEST["options"].items() if "1" in spec["tiers"]
 }
-
-
-def scaffold(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def generated_files(root: Path) -> dict[str, bytes]:
@@ -57,14 +44,14 @@ def generated_files(root: Path) -> dict[str, bytes]:
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], tmp_path: Path) -> None:
-    result = scaffold(*args, "--out", tmp_path / "out")
+    result = run_scaffold(*args, "--out", tmp_path / "out")
     assert result.returncode == 2
     assert "usage:" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_tier_3_adds_the_cqrs_services_to_tier_2(tmp_path: Path) -> None:
-    result = scaffold("--tier", "3", "--name", "shop", "--dry-run")
+    result = run_scaffold("--tier", "3", "--name", "shop", "--dry-run")
     assert result.returncode == 0, result.stderr
     listed = {line.strip() for line in result.stdout.splitlines() if line.startswith("  ")}
     assert {
@@ -80,7 +67,7 @@ def test_tier_3_adds_the_cqrs_services_to_tier_2(tmp_path: Path) -> None:
 
 def test_dry_run_lists_files_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "svc"
-    result = scaffold("--name", "svc", "--out", out, "--dry-run")
+    result = run_scaffold("--name", "svc", "--out", out, "--dry-run")
     assert result.returncode == 0, result.stderr
     listed = {line.strip() for line in result.stdout.splitlines() if line.startswith("  ")}
     assert {
@@ -96,13 +83,13 @@ def test_refuses_a_non_empty_folder_without_force(tmp_path: Path) -> None:
     out = tmp_path / "svc"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    refused = scaffold("--name", "svc", "--out", out)
+    refused = run_scaffold("--name", "svc", "--out", out)
     assert refused.returncode == 1
     assert "not empty" in refused.stderr
     assert "--force" in refused.stderr
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
-    forced = scaffold("--name", "svc", "--out", out, "--force")
+    forced = run_scaffold("--name", "svc", "--out", out, "--force")
     assert forced.returncode == 0, forced.stderr
     assert (out / "keep.txt").read_text() == "mine"
     assert (out / "src" / "svc" / "main.py").is_file()
@@ -111,7 +98,7 @@ def test_refuses_a_non_empty_folder_without_force(tmp_path: Path) -> None:
 
 
 def test_default_output_folder_is_the_name(tmp_path: Path) -> None:
-    result = scaffold("--name", "my-api", cwd=tmp_path)
+    result = run_scaffold("--name", "my-api", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "my-api" / "src" / "my_api" / "main.py").is_file()
 
@@ -147,14 +134,14 @@ def check_project(root: Path, name: str, package: str) -> None:
 )
 def test_every_option_value_renders_completely(flag: str, value: str, tmp_path: Path) -> None:
     out = tmp_path / "acme-agents"
-    result = scaffold("--name", "acme-agents", "--out", out, f"--{flag}", value)
+    result = run_scaffold("--name", "acme-agents", "--out", out, f"--{flag}", value)
     assert result.returncode == 0, result.stderr
     check_project(out, "acme-agents", "acme_agents")
 
 
 def test_settings_in_env_example_match_the_config(tmp_path: Path) -> None:
     out = tmp_path / "svc"
-    assert scaffold("--name", "svc", "--out", out).returncode == 0
+    assert run_scaffold("--name", "svc", "--out", out).returncode == 0
     env = (out / ".env.example").read_text()
     for key in (
         "DATABASE_URL",
@@ -168,7 +155,7 @@ def test_settings_in_env_example_match_the_config(tmp_path: Path) -> None:
 
 def test_agent_none_has_no_agent_code(tmp_path: Path) -> None:
     out = tmp_path / "plain"
-    result = scaffold("--name", "plain", "--out", out, "--agent", "none")
+    result = run_scaffold("--name", "plain", "--out", out, "--agent", "none")
     assert result.returncode == 0, result.stderr
     assert "--queue none" in result.stdout  # implied: no agent jobs to queue
     assert not (out / "src" / "plain" / "routes" / "agents.py").exists()
@@ -192,14 +179,14 @@ def test_agent_none_has_no_agent_code(tmp_path: Path) -> None:
 def test_options_that_do_not_apply_are_usage_errors(
     args: list[str], message: str, tmp_path: Path
 ) -> None:
-    result = scaffold(*args, "--out", tmp_path / "out")
+    result = run_scaffold(*args, "--out", tmp_path / "out")
     assert result.returncode == 2, result.stdout
     assert message in result.stderr
     assert not (tmp_path / "out").exists()
 
 
 def load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("scaffold_fastapi_under_test", SCRIPT)
+    spec = importlib.util.spec_from_file_location("scaffold_fastapi_under_test", SCAFFOLD_SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
@@ -313,7 +300,7 @@ def test_skill_md_states_every_implication_of_the_manifest() -> None:
 def test_generated_files_carry_no_markers(tmp_path: Path) -> None:
     for tier in ("1", "3"):
         out = tmp_path / f"tier{tier}"
-        assert scaffold("--tier", tier, "--name", "acme", "--out", out).returncode == 0
+        assert run_scaffold("--tier", tier, "--name", "acme", "--out", out).returncode == 0
         for relative, content in generated_files(out).items():
             assert b"--8<--" not in content, relative
             assert b"forge:if" not in content and b"forge:end" not in content, relative
@@ -321,7 +308,7 @@ def test_generated_files_carry_no_markers(tmp_path: Path) -> None:
 
 def test_control_files_act_at_any_depth(tmp_path: Path) -> None:
     out = tmp_path / "shop"
-    assert scaffold("--tier", "3", "--name", "shop", "--out", out).returncode == 0
+    assert run_scaffold("--tier", "3", "--name", "shop", "--out", out).returncode == 0
     command = tomllib.loads((out / "services" / "order-command" / "pyproject.toml").read_text())
     assert "pyyaml>=6.0.2" in command["project"]["optional-dependencies"]["dev"]
     assert command["project"]["description"].startswith("Order commands")
@@ -336,7 +323,7 @@ def test_control_files_act_at_any_depth(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "target"),
-    [(SCRIPT, "py310"), (Path(__file__), "py311")],
+    [(SCAFFOLD_SCRIPT, "py310"), (Path(__file__), "py311")],
     ids=["scaffold_fastapi.py", "test_scaffold.py"],
 )
 def test_scaffold_code_is_ruff_clean(path: Path, target: str) -> None:
@@ -405,7 +392,7 @@ def test_bad_readme_conditions_name_file_and_line(text: str, message: str) -> No
 def test_generated_readmes_carry_no_condition_markers(flag: str, tmp_path: Path) -> None:
     for value in TIER1_OPTIONS[flag]:
         out = tmp_path / f"{flag}-{value}"
-        result = scaffold("--name", "acme", f"--{flag}", value, "--out", out)
+        result = run_scaffold("--name", "acme", f"--{flag}", value, "--out", out)
         assert result.returncode == 0, result.stderr
         readme = (out / "README.md").read_text()
         assert "forge:" not in readme
