@@ -13,11 +13,6 @@ contract.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from forge_testing import (
-    REPO_ROOT,
+    TEMPLATES,
     ManagedProcess,
     clean_env,
     redis_database,
@@ -38,11 +33,11 @@ from forge_testing import (
     wait_until,
 )
 from forge_testing.scaffolding import scaffold
+from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 from forge_testing.venvs import BASE_PYTHON, UV
 
 pytestmark = pytest.mark.e2e
 
-TEMPLATES = REPO_ROOT / "skill" / "fastapi-forge" / "assets" / "templates"
 HERE = Path(__file__).resolve().parent
 NAME = "contract-app"
 PACKAGE = "contract_app"
@@ -56,31 +51,11 @@ AGENT_TIMEOUT = 5
 TARGETS = ("project", "single_api", "agent_routes")
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def make_jwt(
     subject: str, *, secret: str = SECRET, alg: str = "HS256", **claims: Any
 ) -> str:
-    """Minted with the standard library: the code under test is not trusted to test itself."""
-    now = int(time.time())
-    payload = {
-        "sub": subject,
-        "iat": now,
-        "exp": now + 600,
-        "aud": AUDIENCE,
-        "iss": ISSUER,
-    }
-    payload |= claims
-    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64url(json.dumps(payload).encode())
-    if alg == "none":
-        return f"{header}.{body}."
-    digest = hmac.new(
-        secret.encode(), f"{header}.{body}".encode(), hashlib.sha256
-    ).digest()
-    return f"{header}.{body}.{b64url(digest)}"
+    claims = jwt_claims(subject, audience=AUDIENCE, issuer=ISSUER, **claims)
+    return mint_jwt(claims, secret, alg)
 
 
 @dataclass
@@ -95,7 +70,7 @@ class Target:
 
     def auth(self, subject: str | None = None) -> dict[str, str]:
         """Headers of a fresh caller (its own rate-limit budget) unless one is named."""
-        return {"Authorization": f"Bearer {make_jwt(subject or uuid.uuid4().hex[:12])}"}
+        return bearer(make_jwt(subject or uuid.uuid4().hex[:12]))
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """No keep-alive: every request is a new connection, which either worker may take."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from forge_testing.jobs import wait_for_job
 from httpx_sse import connect_sse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
@@ -323,20 +324,6 @@ def test_ticket_needs_credentials(target: Target) -> None:
 # --- jobs -------------------------------------------------------------------------------------
 
 
-def wait_for(
-    client: httpx.Client, job_id: str, until: set[str], within: float = 60
-) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        response = client.get(f"/agents/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if job["status"] in until:
-            return job
-        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
-        time.sleep(0.2)
-
-
 def submit(client: httpx.Client, prompt: str) -> str:
     response = client.post("/agents/run/async", json={"prompt": prompt})
     assert response.status_code == 202, response.text
@@ -350,7 +337,7 @@ def submit(client: httpx.Client, prompt: str) -> str:
 def test_job_completes_and_is_private(target: Target) -> None:
     with target.client(headers=target.auth()) as client:
         job_id = submit(client, "queued job please")
-        job = wait_for(client, job_id, TERMINAL)
+        job = wait_for_job(client, job_id, TERMINAL)
         assert job["status"] == "completed", job
         assert job["result"] == "You said: queued job please"
         assert job["progress"] == 1.0
@@ -369,12 +356,12 @@ def test_job_completes_and_is_private(target: Target) -> None:
 def test_running_job_is_cancelled(target: Target) -> None:
     with target.client(headers=target.auth()) as client:
         job_id = submit(client, LONG_PROMPT)
-        wait_for(client, job_id, {"running"})
+        wait_for_job(client, job_id, {"running"})
         started = time.monotonic()
         cancel = client.delete(f"/agents/jobs/{job_id}")
         assert cancel.status_code == 202, cancel.text
         assert cancel.json()["cancel_requested"] is True
-        job = wait_for(client, job_id, TERMINAL, within=15)
+        job = wait_for_job(client, job_id, TERMINAL, timeout=15)
         assert job["status"] == "cancelled", job
         assert job["result"] is None
         # The fake agent needs ~6 s more: it was really stopped.

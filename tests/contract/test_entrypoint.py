@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from forge_testing import free_port, redis_database, spawn, wait_until
+from forge_testing.tokens import bearer
 
 from .conftest import common_env, make_jwt
 
@@ -36,7 +37,7 @@ def test_fastapi_run_serves_the_app(
                 "200 from /health",
                 120,
             )
-            headers = {"Authorization": f"Bearer {make_jwt('entry')}"}
+            headers = bearer(make_jwt("entry"))
             me = httpx.get(f"{url}/me", headers=headers, timeout=10)
         finally:
             process.stop()

@@ -94,6 +94,11 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
+    def kill(self) -> None:
+        """SIGKILL to the whole group: no shutdown code runs, as when a node loses power."""
+        self.signal_group(signal.SIGKILL)
+        self.popen.wait(10)
+
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to the whole group (uvicorn's worker processes too), then SIGKILL."""
         if self.stopped_at is None:
@@ -183,6 +188,31 @@ def _port_taken(process: ManagedProcess) -> bool:
     return "address already in use" in process.log_text().lower()
 
 
+def _serve(
+    name: str,
+    argv_on: Callable[[int], list[str]],
+    ready: Callable[[ManagedProcess, int], None],
+    *,
+    port: int | None,
+    log_dir: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """Spawns `argv_on(port)` and waits for `ready`; on a free port unless `port` is
+    given, trying another when a race lost the one it picked."""
+    for _attempt in range(3 if port is None else 1):
+        chosen = free_port() if port is None else port
+        process = spawn(name, argv_on(chosen), log_dir=log_dir, cwd=cwd, env=env)
+        try:
+            ready(process, chosen)
+            return Server(process=process, port=chosen)
+        except StartupError:
+            process.stop()
+            if port is not None or not _port_taken(process):
+                raise
+    raise StartupError(f"{name}: no free port after 3 attempts")
+
+
 def start_uvicorn(
     app: str,
     *,
@@ -196,12 +226,14 @@ def start_uvicorn(
     timeout: float = 60.0,
     extra_args: Sequence[str] = (),
     name: str = "uvicorn",
+    port: int | None = None,
 ) -> Server:
-    """Starts `python -m uvicorn APP` on a free port and waits until `health_path` answers
-    200 (with several workers, until it has answered a few times in a row)."""
-    for _attempt in range(3):
-        port = free_port()
-        argv = [
+    """Starts `python -m uvicorn APP` on a free port (or on `port`: a service coming back
+    where its clients expect it) and waits until `health_path` answers 200 (with several
+    workers, until each has started)."""
+
+    def argv_on(port: int) -> list[str]:
+        return [
             str(python),
             "-m",
             "uvicorn",
@@ -210,30 +242,24 @@ def start_uvicorn(
             "127.0.0.1",
             "--port",
             str(port),
-        ]
-        argv += [
             "--workers",
             str(workers),
             *(["--factory"] if factory else []),
             *extra_args,
         ]
-        process = spawn(name, argv, log_dir=log_dir, cwd=cwd, env=env)
 
-        def healthy(url: str = f"http://127.0.0.1:{port}{health_path}") -> bool:
+    def ready(process: ManagedProcess, port: int) -> None:
+        def healthy() -> bool:
+            url = f"http://127.0.0.1:{port}{health_path}"
             return httpx.get(url, timeout=2).status_code == 200
 
-        try:
-            wait_until(process, healthy, f"200 from {health_path}", timeout)
-            # The socket is shared: the first answer may come before every worker is up.
-            if workers > 1:
-                started = functools.partial(_workers_started, process, workers)
-                wait_until(process, started, "all workers", timeout)
-            return Server(process=process, port=port)
-        except StartupError:
-            process.stop()
-            if not _port_taken(process):
-                raise
-    raise StartupError(f"{name}: no free port after 3 attempts")
+        wait_until(process, healthy, f"200 from {health_path}", timeout)
+        # The socket is shared: the first answer may come before every worker is up.
+        if workers > 1:
+            started = functools.partial(_workers_started, process, workers)
+            wait_until(process, started, "all workers", timeout)
+
+    return _serve(name, argv_on, ready, port=port, log_dir=log_dir, cwd=cwd, env=env)
 
 
 def _workers_started(process: ManagedProcess, workers: int) -> bool:
@@ -245,9 +271,9 @@ def start_redis_server(log_dir: Path, name: str = "redis") -> Server:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(f"redis-server is not on PATH; {SERVICES_HINT}", pytrace=False)
-    for _attempt in range(3):
-        port = free_port()
-        argv = [
+
+    def argv_on(port: int) -> list[str]:
+        return [
             binary,
             "--port",
             str(port),
@@ -258,18 +284,13 @@ def start_redis_server(log_dir: Path, name: str = "redis") -> Server:
             "--appendonly",
             "no",
         ]
-        process = spawn(name, argv, log_dir=log_dir)
 
-        def ready(port: int = port) -> bool:
+    def ready(process: ManagedProcess, port: int) -> None:
+        def pong() -> bool:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
 
-        try:
-            wait_until(process, ready, "PONG", 30)
-            return Server(process=process, port=port)
-        except StartupError:
-            process.stop()
-            if not _port_taken(process):
-                raise
-    raise StartupError(f"{name}: no free port after 3 attempts")
+        wait_until(process, pong, "PONG", 30)
+
+    return _serve(name, argv_on, ready, port=None, log_dir=log_dir)

@@ -176,4 +176,3 @@ COMBOS: tuple[Combo, ...] = (
     ),
 )
 DEFAULT = COMBOS[0]
-

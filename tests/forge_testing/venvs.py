@@ -46,7 +46,15 @@ class Venv:
     def install(self, *args: str | Path, cwd: Path) -> None:
         """`uv pip install ARGS` into this venv (pip-style arguments, relative to `cwd`)."""
         run(
-            [UV, "pip", "install", "--compile-bytecode", "--python", self.python, *args],
+            [
+                UV,
+                "pip",
+                "install",
+                "--compile-bytecode",
+                "--python",
+                self.python,
+                *args,
+            ],
             cwd=cwd,
             env=clean_env(),
             timeout=INSTALL_TIMEOUT,

@@ -102,8 +102,9 @@ def fenced_blocks(markdown: str) -> list[Block]:
     return blocks
 
 
-class CommandFailed(AssertionError):
-    pass
+class ReadmeStepFailed(AssertionError):
+    """A README command failed, timed out or left a background terminal dead (not
+    forge_testing's CommandFailed: this one carries the README walk's transcript)."""
 
 
 @dataclass
@@ -164,7 +165,7 @@ class ReadmeRun:
                     )
             for background in self.backgrounds:
                 if background.process.poll() is not None:
-                    raise CommandFailed(
+                    raise ReadmeStepFailed(
                         f"the block of README line {background.block.line} (another terminal) "
                         f"exited with {background.process.returncode} before the end"
                     )
@@ -199,12 +200,12 @@ class ReadmeRun:
                 line = lines.get(timeout=max(remaining, 0.01))
             except queue.Empty:
                 self._record(output, f"[timed out after {limit:.0f}s]")
-                raise CommandFailed(
+                raise ReadmeStepFailed(
                     f"README line {block.line}: `{command}` did not finish within {limit:.0f}s"
                 ) from None
             if line is None:
                 self._record(output, "[the shell exited]")
-                raise CommandFailed(
+                raise ReadmeStepFailed(
                     f"README line {block.line}: the shell exited on `{command}`"
                 )
             if line.startswith(RC_MARKER):
@@ -218,7 +219,7 @@ class ReadmeRun:
         self._record(output, f"[exit {code}, {took:.1f}s]")
         self.outputs[command] = "".join(output)
         if code != 0:
-            raise CommandFailed(
+            raise ReadmeStepFailed(
                 f"README line {block.line}: `{command}` exited with {code}"
             )
 

@@ -17,6 +17,7 @@ for quoting.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import re
@@ -34,7 +35,7 @@ from forge_testing import (
     drop_database,
     redis_database,
 )
-from forge_testing.scaffolding import Combo, scaffold
+from forge_testing.scaffolding import DEFAULT, Combo, scaffold
 from forge_testing.venvs import BASE_PYTHON, UV
 
 from .shell import ReadmeRun, fenced_blocks
@@ -47,25 +48,11 @@ LOCK = Path("/tmp/fastapi-forge-readme-literal.lock")
 
 COMBOS = (
     # The defaults: PostgreSQL, a JWT from the dev-token command, the ARQ worker.
-    Combo(
-        "readme-default",
-        db="postgres",
-        auth="jwt",
-        agent="anthropic",
-        deploy="compose",
-        queue="arq",
-    ),
+    dataclasses.replace(DEFAULT, name="readme-default"),
     # The other credential a README hands out itself: an API key registered in `.env`.
     # 4-5 minutes more, mostly the project's own tests again: only with
     # FORGE_README_LITERAL_ALL=1 (CI keeps to the default project and Tier 2).
-    Combo(
-        "readme-apikey",
-        db="postgres",
-        auth="apikey",
-        agent="anthropic",
-        deploy="compose",
-        queue="arq",
-    ),
+    dataclasses.replace(DEFAULT, name="readme-apikey", auth="apikey"),
 )
 
 

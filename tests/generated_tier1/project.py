@@ -49,7 +49,5 @@ class InstalledProject:
         """The project and its dev group, editable, as the generated README does (with uv:
         pip took minutes per project, uv takes seconds)."""
         started = time.monotonic()
-        create_venv(
-            self.venv.root, "--editable", ".", "--group", "dev", cwd=self.root
-        )
+        create_venv(self.venv.root, "--editable", ".", "--group", "dev", cwd=self.root)
         self.timings["install"] = time.monotonic() - started

@@ -11,10 +11,6 @@ Redis and therefore runs last.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import signal
 import time
 import uuid
@@ -34,7 +30,9 @@ from forge_testing import (
     throwaway_database,
     wait_until,
 )
+from forge_testing.jobs import wait_for_job
 from forge_testing.scaffolding import DEFAULT
+from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import BuiltProjects
@@ -47,25 +45,13 @@ RATE_LIMIT = 40
 FAKE_DELAY = 0.05
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def make_jwt(
     subject: str, *, secret: str = JWT_SECRET, alg: str = "HS256", **claims: Any
 ) -> str:
-    """Minted here with the standard library: the app's own helper is not trusted to test it."""
-    now = int(time.time())
-    payload = {"sub": subject, "iat": now, "exp": now + 600, "aud": "forge-default"}
-    payload |= {"iss": "forge-default", **claims}
-    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64url(json.dumps(payload).encode())
-    if alg == "none":
-        return f"{header}.{body}."
-    signature = hmac.new(
-        secret.encode(), f"{header}.{body}".encode(), hashlib.sha256
-    ).digest()
-    return f"{header}.{body}.{b64url(signature)}"
+    claims = jwt_claims(
+        subject, audience="forge-default", issuer="forge-default", **claims
+    )
+    return mint_jwt(claims, secret, alg)
 
 
 @dataclass
@@ -87,7 +73,7 @@ class Live:
         )
 
     def auth(self, subject: str = "alice") -> dict[str, str]:
-        return {"Authorization": f"Bearer {make_jwt(subject)}"}
+        return bearer(make_jwt(subject))
 
     def worker_pids(self) -> set[int]:
         """The uvicorn worker processes: children of the master started through
@@ -178,24 +164,6 @@ def live(
         redis.stop()
 
 
-def wait_for_job(
-    client: httpx.Client,
-    job_id: str,
-    headers: dict[str, str],
-    until: set[str],
-    timeout: float = 60,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = client.get(f"/agents/jobs/{job_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if job["status"] in until:
-            return job
-        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
-        time.sleep(0.3)
-
-
 def test_async_job_runs_on_the_arq_worker(live: Live) -> None:
     headers = live.auth("bob")
     with live.client("127.0.0.11") as client:
@@ -206,7 +174,7 @@ def test_async_job_runs_on_the_arq_worker(live: Live) -> None:
         job_id = response.json()["job_id"]
         assert response.headers["location"] == f"/agents/jobs/{job_id}"
         job = wait_for_job(
-            client, job_id, headers, {"completed", "failed", "cancelled"}
+            client, job_id, {"completed", "failed", "cancelled"}, headers=headers
         )
         assert job["status"] == "completed", job
         assert job["result"] == "You said: queued job please"

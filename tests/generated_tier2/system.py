@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,9 +18,8 @@ from forge_testing import (
     ManagedProcess,
     free_port,
     run,
-    spawn,
+    start_uvicorn,
     throwaway_database,
-    wait_until,
 )
 from forge_testing.scaffolding import scaffold
 from forge_testing.venvs import Venv, create_venv
@@ -141,41 +139,29 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, **extra_env: str) -> None:
-        argv = [
-            str(self.venv.python),
-            "-m",
-            "uvicorn",
-            "--factory",
+        """Starts the service on its port (the same one again after a stop) and waits
+        until it is ready."""
+        server = start_uvicorn(
             self.app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-access-log",
-            *self.uvicorn_args,
-        ]
-        self.process = spawn(
-            self.name,
-            argv,
-            log_dir=self.log_dir,
+            factory=True,
+            python=self.venv.python,
             cwd=self.cwd,
             env={**self.env, **extra_env},
+            log_dir=self.log_dir,
+            health_path="/health/ready",
+            extra_args=["--no-access-log", *self.uvicorn_args],
+            name=self.name,
+            port=self.port,
         )
-
-        def ready() -> bool:
-            return httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200
-
-        wait_until(self.process, ready, "200 from /health/ready", 60)
+        self.process = server.process
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, like a node that loses power."""
         assert self.process is not None
-        self.process.signal_group(signal.SIGKILL)
-        self.process.popen.wait(10)
+        self.process.kill()
 
 
 @dataclass

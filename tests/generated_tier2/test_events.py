@@ -132,7 +132,9 @@ def kill_notify_mid_batch(
     return at_kill
 
 
-def exactly_once_through_kills(system: GeneratedTier2System, *, aligned_batches: bool) -> None:
+def exactly_once_through_kills(
+    system: GeneratedTier2System, *, aligned_batches: bool
+) -> None:
     users, notify, agents = (
         system.services["user-service"],
         system.services["notification-service"],

@@ -5,18 +5,16 @@ variant's broker (a Redis database or a RabbitMQ vhost of the test's own)."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import jwt
 from forge_testing import free_port, run, throwaway_database
+from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 from forge_testing.venvs import Venv
 from generated_tier2.system import Service
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,15 +32,10 @@ PROCESSES = {
 
 
 def token(subject: str) -> str:
-    now = datetime.now(UTC)
-    claims = {
-        "sub": subject,
-        "aud": "forge-api",
-        "iss": "forge-api",
-        "iat": now,
-        "exp": now + timedelta(minutes=30),
-    }
-    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    claims = jwt_claims(
+        subject, audience="forge-api", issuer="forge-api", lifetime=1800
+    )
+    return mint_jwt(claims, JWT_SECRET)
 
 
 class Db:
@@ -83,16 +76,13 @@ class Orders:
     def client(self, process: str, subject: str = "customer-1") -> httpx.Client:
         return httpx.Client(
             base_url=self.processes[process].url,
-            headers={"authorization": f"Bearer {token(subject)}"},
+            headers=bearer(token(subject)),
             timeout=10,
         )
 
     def kill(self, process: str) -> None:
         """SIGKILL: no shutdown code runs, as when a node loses power."""
-        service = self.processes[process]
-        assert service.process is not None
-        service.process.signal_group(signal.SIGKILL)
-        service.process.popen.wait(10)
+        self.processes[process].kill()
 
     def metric(self, process: str, name: str, **labels: str) -> float:
         text = httpx.get(f"{self.processes[process].url}/metrics", timeout=5).text

@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from forge_testing.tokens import bearer
 
 from .system import Db, Orders, token
 
@@ -31,7 +32,7 @@ async def post_concurrently(
 
 def test_concurrent_retries_with_one_key_place_one_order(orders: Orders) -> None:
     headers = {
-        "authorization": f"Bearer {token('retrier')}",
+        **bearer(token("retrier")),
         "idempotency-key": str(uuid.uuid4()),
     }
     responses = asyncio.run(

@@ -4,8 +4,6 @@ and a Prometheus text reader."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
 import http.client
 import json
@@ -18,21 +16,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import jwt
-from forge_testing import Server, free_port, start_uvicorn
+from forge_testing import TEMPLATES, Server, free_port, start_uvicorn
+from forge_testing.tokens import jwt_claims, mint_jwt
 
-TEMPLATES = (
-    Path(__file__).resolve().parents[2]
-    / "skill"
-    / "fastapi-forge"
-    / "assets"
-    / "templates"
-)
 SECRET = "template-tests-secret-" + "x" * 32
 AUDIENCE = "forge-app"
 
@@ -165,40 +154,14 @@ class TcpProxy:
 # --------------------------------------------------------------------------- tokens
 
 
-def make_token(
-    subject: str | None = None,
-    *,
-    secret: str = SECRET,
-    audience: str = AUDIENCE,
-    expires_in: timedelta = timedelta(minutes=10),
-    algorithm: str = "HS256",
-) -> str:
-    now = datetime.now(UTC)
-    claims = {
-        "sub": subject or f"user-{uuid.uuid4().hex[:8]}",
-        "aud": audience,
-        "iss": "forge-app",
-        "iat": now,
-        "exp": now + expires_in,
-    }
-    return jwt.encode(claims, secret, algorithm=algorithm)
-
-
-def unsigned_token(subject: str = "mallory", audience: str = AUDIENCE) -> str:
-    """`alg: none`, built by hand: PyJWT refuses to produce one for a real key."""
-
-    def b64(data: dict[str, Any]) -> str:
-        raw = json.dumps(data, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    exp = int((datetime.now(UTC) + timedelta(minutes=10)).timestamp())
-    header = b64({"alg": "none", "typ": "JWT"})
-    payload = b64({"sub": subject, "aud": audience, "exp": exp})
-    return f"{header}.{payload}."
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def make_token(subject: str | None = None, *, secret: str = SECRET) -> str:
+    """A valid caller's token; a fresh subject (its own rate-limit budget) unless named."""
+    claims = jwt_claims(
+        subject or f"user-{uuid.uuid4().hex[:8]}",
+        audience=AUDIENCE,
+        issuer="forge-app",
+    )
+    return mint_jwt(claims, secret)
 
 
 # --------------------------------------------------------------------------- SSE
@@ -306,22 +269,3 @@ def connection_per_worker(
         if len(found) == workers:
             return found
     raise AssertionError(f"reached only workers {sorted(found)}")
-
-
-async def wait_for_job(
-    client: httpx.AsyncClient,
-    job_id: str,
-    headers: dict[str, str],
-    until: set[str],
-    within: float = 20.0,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        response = await client.get(f"/agents/jobs/{job_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if job["status"] in until:
-            return job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached {until}: {job}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
-import jwt
 import pytest
+from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 
 from one_file_templates.helpers import TEMPLATES
 
@@ -47,14 +46,11 @@ def test_the_host_keeps_its_error_shape(
         verify_token=agent_routes.jwt_verifier(SECRET, audience="host", issuer="host"),
         settings=agent_routes.AgentSettings(redis_url=redis_url),
     )
-    now = int(time.time())
-    claims = {"sub": "ann", "iat": now, "exp": now + 60, "aud": "host", "iss": "host"}
-    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    claims = jwt_claims("ann", audience="host", issuer="host", lifetime=60)
+    token = mint_jwt(claims, SECRET)
     with TestClient(host) as client:
         own = client.get("/items/not-a-number")
-        agents = client.post(
-            "/agents/run", json={}, headers={"Authorization": f"Bearer {token}"}
-        )
+        agents = client.post("/agents/run", json={}, headers=bearer(token))
     assert own.status_code == 422
     assert "detail" in own.json()  # FastAPI's default, untouched
     assert agents.status_code == 422

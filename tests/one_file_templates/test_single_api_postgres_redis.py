@@ -16,18 +16,18 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from forge_testing.jobs import await_job
+from forge_testing.tokens import bearer
 
 from one_file_templates.helpers import (
     SECRET,
     Server,
     TcpProxy,
-    bearer,
     log_records,
     make_token,
     pid_of_request,
     raw_request,
     start_template,
-    wait_for_job,
 )
 
 LONG_PROMPT = " ".join(f"word{i}" for i in range(200))
@@ -110,7 +110,7 @@ async def test_job_state_lives_in_postgres(
             headers=auth,
         )
     ).json()
-    done = await wait_for_job(client, job["job_id"], auth, {"completed", "failed"})
+    done = await await_job(client, job["job_id"], {"completed", "failed"}, headers=auth)
     assert done["status"] == "completed"
     conn = await asyncpg.connect(_libpq(postgres_url))
     try:
@@ -136,7 +136,7 @@ async def test_cancel_served_by_the_other_worker_stops_the_job(
             "/agents/run/async", json={"prompt": LONG_PROMPT}, headers=auth
         )
     ).json()
-    await wait_for_job(client, job["job_id"], auth, {"running"})
+    await await_job(client, job["job_id"], {"running"}, headers=auth)
     conn = await asyncpg.connect(_libpq(postgres_url))
     try:
         worker = await conn.fetchval(
@@ -164,7 +164,9 @@ async def test_cancel_served_by_the_other_worker_stops_the_job(
     assert served_by != owner_pid
     assert status == 202, body
     assert json.loads(body)["cancel_requested"] is True
-    cancelled = await wait_for_job(client, job["job_id"], auth, {"cancelled"}, 10)
+    cancelled = await await_job(
+        client, job["job_id"], {"cancelled"}, headers=auth, timeout=10
+    )
     await asyncio.sleep(1.0)
     later = (await client.get(f"/agents/jobs/{job['job_id']}", headers=auth)).json()
     assert later["status"] == "cancelled"

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from forge_testing.jobs import await_job
+from forge_testing.tokens import bearer
 from websockets.asyncio.client import connect
 
 from one_file_templates.helpers import (
     TEMPLATES,
     Server,
-    bearer,
     log_records,
     make_token,
     read_sse,
     start_template,
-    wait_for_job,
 )
 
 RATE_LIMIT = 100  # polling a job costs requests too
@@ -111,7 +111,7 @@ async def test_job_state_lives_in_the_sqlite_file(
     )
     assert started.status_code == 202, started.text
     job_id = started.json()["job_id"]
-    done = await wait_for_job(client, job_id, auth, {"completed", "failed"})
+    done = await await_job(client, job_id, {"completed", "failed"}, headers=auth)
     assert done["status"] == "completed", done
     with sqlite3.connect(workdir / "forge_app.db") as db:
         row = db.execute(
@@ -161,7 +161,7 @@ async def test_timeouts_run_504_stream_error_job_failed(
             "/agents/run/async", json={"prompt": SLOW_PROMPT}, headers=auth
         )
     ).json()["job_id"]
-    failed = await wait_for_job(client, job_id, auth, {"failed", "completed"})
+    failed = await await_job(client, job_id, {"failed", "completed"}, headers=auth)
     assert failed["status"] == "failed"
     assert "timed out" in failed["error"]
 

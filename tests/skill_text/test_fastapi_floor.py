@@ -5,9 +5,9 @@ and Depends(max_concurrency=...) all need it; older floors silently drop the bod
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-SKILL = Path(__file__).resolve().parents[2] / "skill" / "fastapi-forge"
+from .markdown_blocks import SKILL
+
 # A requirement on fastapi: the name, optional extras, then a version operator.
 REQUIREMENT = re.compile(r"""["'\s]fastapi(\[[a-z,]+\])?\s*(>=|==|~=|>)\s*([0-9][0-9.]*)""")
 ALLOWED = {("[standard]", ">=", "0.164"), ("[standard]", ">=", "0.164.0")}

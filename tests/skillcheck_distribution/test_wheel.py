@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from forge_testing import REPO_ROOT
+from forge_testing.venvs import create_venv
 
 from .skills import CRATE_VERSION, build_release_binary, write_skill
 
 VENV_BIN = Path(sys.executable).parent
 MATURIN = VENV_BIN / "maturin"
-UV = VENV_BIN / "uv"
 DISTRIBUTION = "skillcheck-rs"
 
 
@@ -55,25 +55,9 @@ def test_wheel_is_the_binary_under_the_non_colliding_name(wheel: Path) -> None:
 
 
 def test_fresh_venv_gets_a_working_skillcheck(wheel: Path, tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    subprocess.run(
-        [UV, "venv", "--quiet", "--python", sys.executable, venv], check=True
-    )
     # --no-index: the wheel needs nothing from PyPI.
-    subprocess.run(
-        [
-            UV,
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--python",
-            venv / "bin" / "python",
-            wheel,
-        ],
-        check=True,
-    )
-    skillcheck = venv / "bin" / "skillcheck"
+    venv = create_venv(tmp_path / "venv", "--no-index", wheel, cwd=tmp_path)
+    skillcheck = venv.bin("skillcheck")
 
     version = subprocess.run(
         [skillcheck, "--version"], capture_output=True, text=True, check=False

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from tier2_templates.helpers import System, new_system, standard_services
+from tier2_templates.helpers import GatewayWithUpstreams, new_system, standard_services
 
 
 @pytest.fixture(scope="module")
-def shared_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def shared_system(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayWithUpstreams]:
     """For tests that leave every breaker closed: routing, auth, headers, SSE."""
     system = new_system(tmp_path_factory.mktemp("tier2-shared"))
     try:
@@ -25,11 +27,13 @@ def shared_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 
 @pytest.fixture
-def fresh_system(tmp_path: Path) -> Iterator[Callable[..., System]]:
+def fresh_system(tmp_path: Path) -> Iterator[Callable[..., GatewayWithUpstreams]]:
     """A system of the test's own (its breakers start closed; it may stop upstreams)."""
-    systems: list[System] = []
+    systems: list[GatewayWithUpstreams] = []
 
-    def launch(users_spec: dict[str, Any] | None = None, **settings: str) -> System:
+    def launch(
+        users_spec: dict[str, Any] | None = None, **settings: str
+    ) -> GatewayWithUpstreams:
         system = new_system(tmp_path / f"system{len(systems)}")
         systems.append(system)
         system.start_upstream("users")

@@ -8,17 +8,14 @@ import importlib.util
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
-import jwt
-from forge_testing import REPO_ROOT, Server, spawn, start_uvicorn, wait_until
+from forge_testing import TEMPLATES, Server, start_uvicorn
+from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 
-TEMPLATES = REPO_ROOT / "skill" / "fastapi-forge" / "assets" / "templates"
 HERE = Path(__file__).resolve().parent
 SECRET = "tier2-gateway-tests-" + "s" * 48  # >= 64 bytes, enough for HS512 too
 AUDIENCE = "forge-api"
@@ -65,20 +62,17 @@ def make_token(
     expires_in: int = 600,
     secret: str = SECRET,
     algorithm: str = "HS256",
-    **claims: Any,
 ) -> str:
-    payload: dict[str, Any] = {"aud": audience, "exp": int(time.time()) + expires_in}
-    if subject is not None:
-        payload["sub"] = subject
-    payload.update(claims)
-    return jwt.encode(payload, secret, algorithm=algorithm)
+    claims = jwt_claims(subject, audience=audience, lifetime=expires_in)
+    return mint_jwt(claims, secret, algorithm)
 
 
-def bearer(token: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token or make_token()}"}
+def user_auth() -> dict[str, str]:
+    """The Authorization header of a valid caller (alice)."""
+    return bearer(make_token())
 
 
-def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+def _settings_env(extra: dict[str, str]) -> dict[str, str]:
     # The gateway reads its settings from the environment: start from a clean slate.
     keys = set(GATEWAY_DEFAULTS) | {"SERVICES", "UPSTREAM_NAME"}
     env = {k: v for k, v in os.environ.items() if k not in keys}
@@ -87,7 +81,7 @@ def _clean_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 @dataclass
-class System:
+class GatewayWithUpstreams:
     """A gateway and its upstreams; `upstreams` maps the route prefix to its server."""
 
     log_dir: Path
@@ -101,15 +95,16 @@ class System:
         assert self.gateway is not None
         return self.gateway.url
 
-    def start_upstream(self, name: str) -> Server:
+    def start_upstream(self, name: str, port: int | None = None) -> Server:
         server = start_uvicorn(
             "upstream_app:app",
             log_dir=self.log_dir,
             python=sys.executable,
             cwd=self.workdir,
-            env=_clean_env({"UPSTREAM_NAME": name}),
+            env=_settings_env({"UPSTREAM_NAME": name}),
             extra_args=["--app-dir", str(HERE)],
             name=f"upstream-{name}",
+            port=port,
         )
         self.upstreams[name] = server
         return server
@@ -121,33 +116,7 @@ class System:
 
     def restart_upstream(self, name: str) -> Server:
         """Starts `name` again on the port it had, as a returning service would."""
-        port = self.upstreams[name].port
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "upstream_app:app",
-            "--app-dir",
-            str(HERE),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        process = spawn(
-            f"upstream-{name}",
-            argv,
-            log_dir=self.log_dir,
-            cwd=self.workdir,
-            env=_clean_env({"UPSTREAM_NAME": name}),
-        )
-        url = f"http://127.0.0.1:{port}/health"
-        wait_until(
-            process, lambda: httpx.get(url, timeout=2).status_code == 200, "/health"
-        )
-        server = Server(process=process, port=port)
-        self.upstreams[name] = server
-        return server
+        return self.start_upstream(name, port=self.upstreams[name].port)
 
     def start_gateway(self, services: dict[str, Any], **settings: str) -> Server:
         env = {**GATEWAY_DEFAULTS, **settings, "SERVICES": json.dumps(services)}
@@ -156,7 +125,7 @@ class System:
             log_dir=self.log_dir,
             python=GATEWAY_PYTHON,
             cwd=self.workdir,
-            env=_clean_env(env),
+            env=_settings_env(env),
             extra_args=["--app-dir", str(GATEWAY_DIR), *GATEWAY_SERVER_ARGS],
             name="gateway",
         )
@@ -168,7 +137,9 @@ class System:
                 server.stop()
 
 
-def standard_services(system: System, **users_spec: Any) -> dict[str, Any]:
+def standard_services(
+    system: GatewayWithUpstreams, **users_spec: Any
+) -> dict[str, Any]:
     """users (required, plus `users_spec`), agents, and `bare`: users again with its
     prefix stripped."""
     users = system.upstreams["users"].url
@@ -179,10 +150,10 @@ def standard_services(system: System, **users_spec: Any) -> dict[str, Any]:
     }
 
 
-def new_system(tmp: Path) -> System:
+def new_system(tmp: Path) -> GatewayWithUpstreams:
     workdir = tmp / "work"  # no .env here: settings come from the environment only
     workdir.mkdir(parents=True, exist_ok=True)
-    return System(log_dir=tmp / "logs", workdir=workdir)
+    return GatewayWithUpstreams(log_dir=tmp / "logs", workdir=workdir)
 
 
 @functools.cache

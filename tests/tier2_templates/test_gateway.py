@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import jwt
 import pytest
+from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 from httpx_sse import aconnect_sse
 
-from tier2_templates.helpers import System, bearer, make_token
+from tier2_templates.helpers import GatewayWithUpstreams, make_token, user_auth
 
 # A bound on how long a test may wait for something it expects; never a measurement.
 PATIENCE = 30.0
@@ -31,11 +31,15 @@ async def get_json(
     return body
 
 
-async def readiness(client: httpx.AsyncClient, system: System) -> httpx.Response:
+async def readiness(
+    client: httpx.AsyncClient, system: GatewayWithUpstreams
+) -> httpx.Response:
     return await client.get(f"{system.url}/health/ready")
 
 
-async def breaker_state(client: httpx.AsyncClient, system: System, service: str) -> str:
+async def breaker_state(
+    client: httpx.AsyncClient, system: GatewayWithUpstreams, service: str
+) -> str:
     state: str = (await readiness(client, system)).json()["services"][service][
         "breaker"
     ]
@@ -66,13 +70,13 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 @pytest.mark.parametrize("service", ["users", "agents"])
 async def test_request_reaches_its_service_with_the_request_id(
-    shared_system: System, service: str
+    shared_system: GatewayWithUpstreams, service: str
 ) -> None:
     request_id = f"test-{uuid.uuid4().hex}"
     async with httpx.AsyncClient() as client:
         response = await client.get(
             f"{shared_system.url}/{service}/echo",
-            headers={**bearer(), "X-Request-ID": request_id},
+            headers={**user_auth(), "X-Request-ID": request_id},
         )
     assert response.status_code == 200, response.text
     seen = response.json()
@@ -84,11 +88,11 @@ async def test_request_reaches_its_service_with_the_request_id(
 
 
 async def test_request_id_is_generated_when_missing_or_malformed(
-    shared_system: System,
+    shared_system: GatewayWithUpstreams,
 ) -> None:
     async with httpx.AsyncClient() as client:
         for sent in (None, "has spaces", "x" * 200, "semi;colon"):
-            headers = bearer() | ({"X-Request-ID": sent} if sent else {})
+            headers = user_auth() | ({"X-Request-ID": sent} if sent else {})
             response = await client.get(
                 f"{shared_system.url}/users/echo", headers=headers
             )
@@ -100,11 +104,11 @@ async def test_request_id_is_generated_when_missing_or_malformed(
 
 
 async def test_path_query_and_bodies_are_relayed_unchanged(
-    shared_system: System,
+    shared_system: GatewayWithUpstreams,
 ) -> None:
     async with httpx.AsyncClient() as client:
         url = f"{shared_system.url}/users/echo/a%2Fb/c?q=1&q=two%20words"
-        seen = (await client.get(url, headers=bearer())).json()
+        seen = (await client.get(url, headers=user_auth())).json()
         assert seen["raw_path"] == "/users/echo/a%2Fb/c"
         assert seen["query"] == "q=1&q=two%20words"
 
@@ -114,7 +118,7 @@ async def test_path_query_and_bodies_are_relayed_unchanged(
                 method,
                 f"{shared_system.url}/users/echo",
                 content=payload,
-                headers={**bearer(), "content-type": "application/json"},
+                headers={**user_auth(), "content-type": "application/json"},
             )
             assert response.status_code == 200, response.text
             assert response.json()["method"] == method
@@ -122,17 +126,19 @@ async def test_path_query_and_bodies_are_relayed_unchanged(
 
         # strip_prefix: /bare/users/echo reaches /users/echo of the users service.
         seen = (
-            await client.get(f"{shared_system.url}/bare/users/echo", headers=bearer())
+            await client.get(
+                f"{shared_system.url}/bare/users/echo", headers=user_auth()
+            )
         ).json()
         assert seen["service"] == "users"
         assert seen["raw_path"] == "/users/echo"
 
 
 async def test_hop_by_hop_and_spoofable_headers_are_not_forwarded(
-    shared_system: System,
+    shared_system: GatewayWithUpstreams,
 ) -> None:
     headers = {
-        **bearer(),
+        **user_auth(),
         "Connection": "keep-alive, X-Hop-Secret",
         "X-Hop-Secret": "for this connection only",
         "Keep-Alive": "timeout=5",
@@ -155,9 +161,13 @@ async def test_hop_by_hop_and_spoofable_headers_are_not_forwarded(
     assert seen.get("accept-encoding") in (None, "identity")
 
 
-async def test_unknown_prefix_is_a_structured_404(shared_system: System) -> None:
+async def test_unknown_prefix_is_a_structured_404(
+    shared_system: GatewayWithUpstreams,
+) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.get(f"{shared_system.url}/orders/1", headers=bearer())
+        response = await client.get(
+            f"{shared_system.url}/orders/1", headers=user_auth()
+        )
     assert_error(response, 404, "unknown_service")
 
 
@@ -165,15 +175,11 @@ async def test_unknown_prefix_is_a_structured_404(shared_system: System) -> None
 
 
 def _none_token() -> str:
-    return jwt.encode(
-        {"sub": "alice", "aud": "forge-api", "exp": int(time.time()) + 600},
-        key=None,
-        algorithm="none",
-    )
+    return mint_jwt(jwt_claims("alice", audience="forge-api"), alg="none")
 
 
 REJECTED_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
-    "missing": lambda: {},
+    "missing": dict,
     "basic scheme": lambda: {"Authorization": "Basic YWxpY2U6cHc="},
     "empty bearer": lambda: {"Authorization": "Bearer"},
     "garbage": lambda: {"Authorization": "Bearer not.a.token"},
@@ -188,7 +194,7 @@ REJECTED_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
 
 @pytest.mark.parametrize("case", list(REJECTED_TOKENS))
 async def test_edge_rejects_bad_credentials_before_any_upstream(
-    shared_system: System, case: str
+    shared_system: GatewayWithUpstreams, case: str
 ) -> None:
     upstream = shared_system.upstreams["users"].url
     async with httpx.AsyncClient() as client:
@@ -230,7 +236,7 @@ async def raw_get(port: int, target: str) -> tuple[int, dict[str, Any]]:
     ["/users/echo/public/../../stats", "/users/echo/public/%2e%2e/%2E%2E/stats"],
 )
 async def test_dot_segments_cannot_reach_past_a_public_path(
-    shared_system: System, target: str
+    shared_system: GatewayWithUpstreams, target: str
 ) -> None:
     assert shared_system.gateway is not None
     status, body = await raw_get(shared_system.gateway.port, target)
@@ -239,7 +245,7 @@ async def test_dot_segments_cannot_reach_past_a_public_path(
 
 
 async def test_public_paths_and_gateway_endpoints_need_no_token(
-    shared_system: System,
+    shared_system: GatewayWithUpstreams,
 ) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{shared_system.url}/users/echo/public/terms")
@@ -255,7 +261,9 @@ async def test_public_paths_and_gateway_endpoints_need_no_token(
 # --------------------------------------------------------------------------- SSE
 
 
-async def test_sse_streams_through_event_by_event(shared_system: System) -> None:
+async def test_sse_streams_through_event_by_event(
+    shared_system: GatewayWithUpstreams,
+) -> None:
     """The upstream sends event n+1 only after the test has seen event n through the
     gateway, so a gateway that buffered the response would never deliver event 0."""
     stream_id = uuid.uuid4().hex
@@ -263,7 +271,7 @@ async def test_sse_streams_through_event_by_event(shared_system: System) -> None
     url = f"{shared_system.url}/agents/stream/{stream_id}?events=3"
     async with httpx.AsyncClient(timeout=PATIENCE) as client:
         async with asyncio.timeout(PATIENCE):
-            async with aconnect_sse(client, "GET", url, headers=bearer()) as source:
+            async with aconnect_sse(client, "GET", url, headers=user_auth()) as source:
                 assert source.response.status_code == 200
                 assert source.response.headers["content-type"].startswith(
                     "text/event-stream"
@@ -285,13 +293,13 @@ async def test_sse_streams_through_event_by_event(shared_system: System) -> None
 
 
 async def test_client_leaving_an_sse_stream_closes_the_upstream_stream(
-    shared_system: System,
+    shared_system: GatewayWithUpstreams,
 ) -> None:
     stream_id = uuid.uuid4().hex
     upstream = shared_system.upstreams["agents"].url
     url = f"{shared_system.url}/agents/stream/{stream_id}?events=5"
     async with httpx.AsyncClient(timeout=PATIENCE) as client:
-        async with aconnect_sse(client, "GET", url, headers=bearer()) as source:
+        async with aconnect_sse(client, "GET", url, headers=user_auth()) as source:
             first = await anext(source.aiter_sse())
             assert first.json() == {"index": 0}
         # The upstream generator is parked waiting for a release; it only ends when the
@@ -308,7 +316,7 @@ async def test_client_leaving_an_sse_stream_closes_the_upstream_stream(
 
 
 async def test_breaker_opens_fails_fast_and_closes_through_half_open(
-    fresh_system: Callable[..., System],
+    fresh_system: Callable[..., GatewayWithUpstreams],
 ) -> None:
     system = fresh_system()
     base = system.url
@@ -320,9 +328,9 @@ async def test_breaker_opens_fails_fast_and_closes_through_half_open(
         # one breaker failure however many tries it took (threshold 3).
         for _ in range(3):
             assert await breaker_state(client, system, "users") == "closed"
-            failed = await client.get(f"{base}/users/echo", headers=bearer())
+            failed = await client.get(f"{base}/users/echo", headers=user_auth())
             assert_error(failed, 502, "upstream_connection_error")
-        tripping = await client.get(f"{base}/users/echo", headers=bearer())
+        tripping = await client.get(f"{base}/users/echo", headers=user_auth())
         assert_error(tripping, 503, "circuit_open")
 
         ready = await readiness(client, system)
@@ -339,7 +347,7 @@ async def test_breaker_opens_fails_fast_and_closes_through_half_open(
         assert report["services"]["agents"]["breaker"] == "closed"
 
         # Fails fast: the breaker answers without calling the service.
-        fast = await client.get(f"{base}/users/echo", headers=bearer())
+        fast = await client.get(f"{base}/users/echo", headers=user_auth())
         error = assert_error(fast, 503, "circuit_open")
         assert error["service"] == "users"
         assert error["breaker"] == "open"
@@ -347,7 +355,7 @@ async def test_breaker_opens_fails_fast_and_closes_through_half_open(
         assert int(fast.headers["retry-after"]) >= 1
 
         # The other service is unaffected.
-        other = await client.get(f"{base}/agents/echo", headers=bearer())
+        other = await client.get(f"{base}/agents/echo", headers=user_auth())
         assert other.status_code == 200
         assert other.json()["service"] == "agents"
 
@@ -368,7 +376,7 @@ async def test_breaker_opens_fails_fast_and_closes_through_half_open(
         # the service and check that a second call is turned away meanwhile.
         hold_id = uuid.uuid4().hex
         trial = asyncio.create_task(
-            client.get(f"{base}/users/hold/{hold_id}", headers=bearer())
+            client.get(f"{base}/users/hold/{hold_id}", headers=user_auth())
         )
 
         async def trial_arrived() -> bool:
@@ -378,7 +386,7 @@ async def test_breaker_opens_fails_fast_and_closes_through_half_open(
             return bool(arrived["arrived"])
 
         await wait_for("the trial call to reach the service", trial_arrived)
-        turned_away = await client.get(f"{base}/users/echo", headers=bearer())
+        turned_away = await client.get(f"{base}/users/echo", headers=user_auth())
         assert assert_error(turned_away, 503, "circuit_open")["breaker"] == "half_open"
         assert await breaker_state(client, system, "users") == "half_open"
 
@@ -387,7 +395,7 @@ async def test_breaker_opens_fails_fast_and_closes_through_half_open(
 
         assert await breaker_state(client, system, "users") == "closed"
         assert (await readiness(client, system)).status_code == 200
-        back = await client.get(f"{base}/users/echo", headers=bearer())
+        back = await client.get(f"{base}/users/echo", headers=user_auth())
         assert back.status_code == 200
         metrics = (await client.get(f"{base}/metrics")).text
         assert _enum_sample("users", "closed") in metrics
@@ -396,26 +404,28 @@ async def test_breaker_opens_fails_fast_and_closes_through_half_open(
 
 
 async def test_client_errors_leave_the_breaker_closed_server_errors_open_it(
-    fresh_system: Callable[..., System],
+    fresh_system: Callable[..., GatewayWithUpstreams],
 ) -> None:
     system = fresh_system()
     upstream = system.upstreams["users"].url
     async with httpx.AsyncClient(timeout=PATIENCE) as client:
         for _ in range(5):
             response = await client.get(
-                f"{system.url}/users/status/404", headers=bearer()
+                f"{system.url}/users/status/404", headers=user_auth()
             )
             assert response.status_code == 404  # the service's own answer, passed on
         assert await breaker_state(client, system, "users") == "closed"
 
         for _ in range(3):  # 500 is not retried: one failure per call
             response = await client.get(
-                f"{system.url}/users/status/500", headers=bearer()
+                f"{system.url}/users/status/500", headers=user_auth()
             )
             assert response.status_code == 500
             assert response.json() == {"status": 500}
         assert await breaker_state(client, system, "users") == "open"
-        response = await client.get(f"{system.url}/users/status/500", headers=bearer())
+        response = await client.get(
+            f"{system.url}/users/status/500", headers=user_auth()
+        )
         assert_error(response, 503, "circuit_open")
         hits = await get_json(client, f"{upstream}/users/stats")
         assert hits["GET status/500"] == 3, (
@@ -424,7 +434,7 @@ async def test_client_errors_leave_the_breaker_closed_server_errors_open_it(
 
 
 async def test_a_slow_service_times_out_on_its_own_deadline_and_trips_its_breaker(
-    fresh_system: Callable[..., System],
+    fresh_system: Callable[..., GatewayWithUpstreams],
 ) -> None:
     # users: 1 s deadline (its own), everything else the 5 s default; no retries.
     system = fresh_system(users_spec={"timeout_seconds": 1}, RETRY_ATTEMPTS="0")
@@ -435,7 +445,7 @@ async def test_a_slow_service_times_out_on_its_own_deadline_and_trips_its_breake
         ):  # held past the deadline: the service does not answer in time
             hold_id = uuid.uuid4().hex
             response = await client.get(
-                f"{system.url}/users/hold/{hold_id}", headers=bearer()
+                f"{system.url}/users/hold/{hold_id}", headers=user_auth()
             )
             error = assert_error(response, 504, "upstream_timeout")
             assert error["service"] == "users"
@@ -451,15 +461,15 @@ async def test_a_slow_service_times_out_on_its_own_deadline_and_trips_its_breake
 
 
 async def test_a_service_503_is_passed_on_never_retried(
-    fresh_system: Callable[..., System],
+    fresh_system: Callable[..., GatewayWithUpstreams],
 ) -> None:
     # The service may have done the work before answering 503: only connect failures
     # are retried (tests/tier2_templates/test_gateway_attacks.py).
     system = fresh_system(BREAKER_FAILURE_THRESHOLD="100")
     upstream = system.upstreams["users"].url
     async with httpx.AsyncClient(timeout=PATIENCE) as client:
-        get = await client.get(f"{system.url}/users/status/503", headers=bearer())
-        post = await client.post(f"{system.url}/users/status/503", headers=bearer())
+        get = await client.get(f"{system.url}/users/status/503", headers=user_auth())
+        post = await client.post(f"{system.url}/users/status/503", headers=user_auth())
         hits = await get_json(client, f"{upstream}/users/stats")
     assert get.status_code == post.status_code == 503
     assert hits["GET status/503"] == 1  # RETRY_ATTEMPTS=1, yet one try

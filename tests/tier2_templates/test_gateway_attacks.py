@@ -26,7 +26,7 @@ from forge_testing import Server, free_port, spawn, wait_until
 from httpx_sse import aconnect_sse
 from prometheus_client.parser import text_string_to_metric_families
 
-from tier2_templates.helpers import HERE, System, bearer, new_system
+from tier2_templates.helpers import HERE, GatewayWithUpstreams, new_system, user_auth
 
 UPSTREAM_DEADLINE = 1.0  # UPSTREAM_TIMEOUT_SECONDS of the module's gateway
 CLIENT_BODY_TIMEOUT = 1.0  # CLIENT_BODY_TIMEOUT_SECONDS
@@ -36,7 +36,7 @@ HEADER_TIMEOUT = 1.0  # HEADER_TIMEOUT_SECONDS (the gateway's uvicorn protocol)
 # --------------------------------------------------------------------------- systems
 
 
-def start_reset_upstream(system: System) -> Server:
+def start_reset_upstream(system: GatewayWithUpstreams) -> Server:
     port = free_port()
     process = spawn(
         "upstream-reset",
@@ -51,7 +51,9 @@ def start_reset_upstream(system: System) -> Server:
 
 
 @pytest.fixture(scope="module")
-def attacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def attacked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayWithUpstreams]:
     system = new_system(tmp_path_factory.mktemp("tier2-attacked"))
     try:
         users = system.start_upstream("users").url
@@ -94,8 +96,8 @@ def attacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 @pytest.fixture(scope="module")
 def small_pools(
-    tmp_path_factory: pytest.TempPathFactory, attacked: System
-) -> Iterator[System]:
+    tmp_path_factory: pytest.TempPathFactory, attacked: GatewayWithUpstreams
+) -> Iterator[GatewayWithUpstreams]:
     """A second gateway in front of the same upstreams, with pools of 4 and 2."""
     system = new_system(tmp_path_factory.mktemp("tier2-small-pools"))
     try:
@@ -119,14 +121,16 @@ def small_pools(
 # --------------------------------------------------------------------------- helpers
 
 
-async def breaker(client: httpx.AsyncClient, system: System, service: str) -> str:
+async def breaker(
+    client: httpx.AsyncClient, system: GatewayWithUpstreams, service: str
+) -> str:
     report = (await client.get(f"{system.url}/health/ready")).json()
     state: str = report["services"][service]["breaker"]
     return state
 
 
 async def upstream_outcomes(
-    client: httpx.AsyncClient, system: System, service: str
+    client: httpx.AsyncClient, system: GatewayWithUpstreams, service: str
 ) -> dict[str, float]:
     text = (await client.get(f"{system.url}/metrics")).text
     return {
@@ -184,7 +188,7 @@ async def raw_exchange(port: int, request: bytes, *, limit: float = 10.0) -> byt
             await writer.wait_closed()
 
 
-def gateway_port(system: System) -> int:
+def gateway_port(system: GatewayWithUpstreams) -> int:
     assert system.gateway is not None
     return system.gateway.port
 
@@ -199,7 +203,7 @@ def memory_kib(server: Server) -> dict[str, int]:
 
 
 async def test_a_slow_but_steady_upload_is_not_an_upstream_timeout(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     """Five clients send their body in four parts 0.5 s apart: 2 s in all, twice the
     upstream deadline, but never 1 s of silence. Before: five 504s, breaker open."""
@@ -216,7 +220,7 @@ async def test_a_slow_but_steady_upload_is_not_an_upstream_timeout(
                 client.post(
                     f"{attacked.url}/trickle/users/echo",
                     content=trickle(index),
-                    headers=bearer(),
+                    headers=user_auth(),
                 )
                 for index in range(5)
             )
@@ -230,12 +234,12 @@ async def test_a_slow_but_steady_upload_is_not_an_upstream_timeout(
 
 
 async def test_a_stalled_upload_is_a_408_and_never_touches_the_breaker(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     """Five clients announce 100 bytes, send 10 and go quiet. Before: 504s counted as
     upstream timeouts, and the third opened the breaker for every client."""
     port = gateway_port(attacked)
-    token = bearer()["Authorization"]
+    token = user_auth()["Authorization"]
     request = (
         f"POST /stall/users/echo HTTP/1.1\r\nHost: gw\r\nAuthorization: {token}\r\n"
         "Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789"
@@ -255,17 +259,19 @@ async def test_a_stalled_upload_is_a_408_and_never_touches_the_breaker(
         outcomes = await upstream_outcomes(client, attacked, "stall")
         assert outcomes.get("client_timeout") == 5
         assert "timeout" not in outcomes
-        after = await client.get(f"{attacked.url}/stall/users/echo", headers=bearer())
+        after = await client.get(
+            f"{attacked.url}/stall/users/echo", headers=user_auth()
+        )
         assert after.status_code == 200
 
 
 async def test_one_client_request_is_one_breaker_failure_whatever_its_retries(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     """RETRY_ATTEMPTS=2, threshold 3: one request to a dead service is three connect
     attempts but one failure. Before: the first request alone opened the breaker."""
     async with httpx.AsyncClient(timeout=30) as client:
-        first = await client.get(f"{attacked.url}/dead/x", headers=bearer())
+        first = await client.get(f"{attacked.url}/dead/x", headers=user_auth())
         assert_error(first, 502, "upstream_connection_error")
         # Connect failures are retried (the service never saw the request).
         assert (await upstream_outcomes(client, attacked, "dead")) == {
@@ -273,10 +279,10 @@ async def test_one_client_request_is_one_breaker_failure_whatever_its_retries(
         }
         assert await breaker(client, attacked, "dead") == "closed"
         for _ in range(2):
-            response = await client.get(f"{attacked.url}/dead/x", headers=bearer())
+            response = await client.get(f"{attacked.url}/dead/x", headers=user_auth())
             assert_error(response, 502, "upstream_connection_error")
         assert await breaker(client, attacked, "dead") == "open"
-        response = await client.get(f"{attacked.url}/dead/x", headers=bearer())
+        response = await client.get(f"{attacked.url}/dead/x", headers=user_auth())
         assert_error(response, 503, "circuit_open")
 
 
@@ -284,7 +290,7 @@ async def test_one_client_request_is_one_breaker_failure_whatever_its_retries(
 
 
 async def test_a_full_pool_answers_503_overloaded_and_leaves_the_breaker_closed(
-    small_pools: System, attacked: System
+    small_pools: GatewayWithUpstreams, attacked: GatewayWithUpstreams
 ) -> None:
     """Pool of 4: four held requests fill it; six more get a fast 503 `overloaded`
     instead of waiting out the deadline as upstream timeouts (before: 504s, and the
@@ -294,7 +300,7 @@ async def test_a_full_pool_answers_503_overloaded_and_leaves_the_breaker_closed(
     async with httpx.AsyncClient(timeout=30) as client:
         held = [
             asyncio.create_task(
-                client.get(f"{small_pools.url}/users/hold/{hold}", headers=bearer())
+                client.get(f"{small_pools.url}/users/hold/{hold}", headers=user_auth())
             )
             for hold in holds
         ]
@@ -308,7 +314,7 @@ async def test_a_full_pool_answers_503_overloaded_and_leaves_the_breaker_closed(
             started = time.monotonic()
             extra = await asyncio.gather(
                 *(
-                    client.get(f"{small_pools.url}/users/echo", headers=bearer())
+                    client.get(f"{small_pools.url}/users/echo", headers=user_auth())
                     for _ in range(6)
                 )
             )
@@ -327,12 +333,12 @@ async def test_a_full_pool_answers_503_overloaded_and_leaves_the_breaker_closed(
         outcomes = await upstream_outcomes(client, small_pools, "users")
         assert outcomes.get("overloaded") == 6
         assert "timeout" not in outcomes
-        after = await client.get(f"{small_pools.url}/users/echo", headers=bearer())
+        after = await client.get(f"{small_pools.url}/users/echo", headers=user_auth())
         assert after.status_code == 200
 
 
 async def test_streams_have_their_own_limit_and_leave_the_pool_to_requests(
-    small_pools: System,
+    small_pools: GatewayWithUpstreams,
 ) -> None:
     """Streams limit 2, requests limit 4: a third stream is turned away, while six
     ordinary requests still pass (before: no stream limit at all)."""
@@ -345,7 +351,7 @@ async def test_streams_have_their_own_limit_and_leave_the_pool_to_requests(
         for _ in range(2):
             source = await streams.enter_async_context(
                 aconnect_sse(
-                    client, "GET", f"{url}/{uuid.uuid4().hex}", headers=bearer()
+                    client, "GET", f"{url}/{uuid.uuid4().hex}", headers=user_auth()
                 )
             )
             assert source.response.status_code == 200
@@ -354,7 +360,7 @@ async def test_streams_have_their_own_limit_and_leave_the_pool_to_requests(
         async with client.stream(
             "GET",
             f"{url}/{uuid.uuid4().hex}",
-            headers={**bearer(), "Accept": "text/event-stream"},
+            headers={**user_auth(), "Accept": "text/event-stream"},
         ) as third:
             status = third.status_code
             if status != 200:  # a stream would never end
@@ -363,7 +369,7 @@ async def test_streams_have_their_own_limit_and_leave_the_pool_to_requests(
         assert_error(third, 503, "overloaded")
         ordinary = await asyncio.gather(
             *(
-                client.get(f"{small_pools.url}/agents/echo", headers=bearer())
+                client.get(f"{small_pools.url}/agents/echo", headers=user_auth())
                 for _ in range(6)
             )
         )
@@ -374,7 +380,7 @@ async def test_streams_have_their_own_limit_and_leave_the_pool_to_requests(
 
 
 async def test_thirty_concurrent_10_mb_uploads_keep_memory_bounded(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     """30 x 10 MB PUTs (idempotent: before, each was read whole before proxying, so
     peak RSS grew by hundreds of MB). The peak may grow by 64 MiB at most."""
@@ -392,7 +398,7 @@ async def test_thirty_concurrent_10_mb_uploads_keep_memory_bounded(
                 client.put(
                     f"{attacked.url}/bulk/users/drain",
                     content=body(),
-                    headers={**bearer(), "Content-Length": str(size)},
+                    headers={**user_auth(), "Content-Length": str(size)},
                 )
                 for _ in range(30)
             )
@@ -408,7 +414,7 @@ async def test_thirty_concurrent_10_mb_uploads_keep_memory_bounded(
 
 
 async def test_an_oversized_header_is_refused_without_stalling_others(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     """An 8 MB header (before: parsed in full, other clients' /health stalled)."""
     port = gateway_port(attacked)
@@ -446,7 +452,7 @@ async def test_an_oversized_header_is_refused_without_stalling_others(
 
 
 async def test_slowloris_connections_are_closed_after_the_header_timeout(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     """50 connections trickle a request head, a header line every 0.3 s, and one sends
     nothing at all: all are closed within HEADER_TIMEOUT (before: held as long as the
@@ -494,14 +500,14 @@ async def test_slowloris_connections_are_closed_after_the_header_timeout(
 
 
 async def test_a_reset_before_the_response_is_a_counted_json_502(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     assert attacked.gateway is not None
     async with httpx.AsyncClient(timeout=30) as client:
         for index in range(3):
             response = await client.get(
                 f"{attacked.url}/reset/reset/before-headers",
-                headers={**bearer(), "X-Request-ID": f"reset-{index}"},
+                headers={**user_auth(), "X-Request-ID": f"reset-{index}"},
             )
             error = assert_error(response, 502, "upstream_connection_error")
             assert error["request_id"] == f"reset-{index}"
@@ -513,7 +519,7 @@ async def test_a_reset_before_the_response_is_a_counted_json_502(
 
 
 async def test_a_reset_mid_body_aborts_the_client_logs_one_line_and_counts(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     assert attacked.gateway is not None
     watch = LogWatch(attacked.gateway)
@@ -522,7 +528,7 @@ async def test_a_reset_mid_body_aborts_the_client_logs_one_line_and_counts(
             # Headers were relayed; the only honest signal left is a cut connection.
             with pytest.raises(httpx.RemoteProtocolError):
                 await client.get(
-                    f"{attacked.url}/resetbody/reset/mid-body", headers=bearer()
+                    f"{attacked.url}/resetbody/reset/mid-body", headers=user_auth()
                 )
         outcomes = await upstream_outcomes(client, attacked, "resetbody")
         assert outcomes.get("stream_broken") == 3
@@ -536,22 +542,24 @@ async def test_a_reset_mid_body_aborts_the_client_logs_one_line_and_counts(
 # ---------------------------------------------------- 6: paths and headers at the edge
 
 
-async def test_strip_prefix_handles_a_percent_encoded_prefix(attacked: System) -> None:
+async def test_strip_prefix_handles_a_percent_encoded_prefix(
+    attacked: GatewayWithUpstreams,
+) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(
-            f"{attacked.url}/%62are/users/echo", headers=bearer()
+            f"{attacked.url}/%62are/users/echo", headers=user_auth()
         )
         assert response.status_code == 200, response.text
         assert response.json()["raw_path"] == "/users/echo"
         # An encoded slash inside the prefix segment: which service is meant is unclear.
         response = await client.get(
-            f"{attacked.url}/bare%2Fusers/echo", headers=bearer()
+            f"{attacked.url}/bare%2Fusers/echo", headers=user_auth()
         )
         assert_error(response, 400, "invalid_path")
 
 
 async def test_client_sent_forwarding_and_identity_headers_never_reach_upstreams(
-    attacked: System,
+    attacked: GatewayWithUpstreams,
 ) -> None:
     spoofed = {
         "Forwarded": "for=203.0.113.9;proto=https",
@@ -568,7 +576,7 @@ async def test_client_sent_forwarding_and_identity_headers_never_reach_upstreams
     }
     async with httpx.AsyncClient() as client:
         response = await client.get(
-            f"{attacked.url}/users/echo", headers={**bearer(), **spoofed}
+            f"{attacked.url}/users/echo", headers={**user_auth(), **spoofed}
         )
     seen = response.json()["headers"]
     leaked = {name: seen[name.lower()] for name in spoofed if name.lower() in seen}
@@ -587,7 +595,7 @@ async def test_client_sent_forwarding_and_identity_headers_never_reach_upstreams
     ],
 )
 async def test_disguised_dot_segments_are_refused(
-    attacked: System, target: str
+    attacked: GatewayWithUpstreams, target: str
 ) -> None:
     raw = await raw_exchange(
         gateway_port(attacked),
@@ -601,7 +609,9 @@ async def test_disguised_dot_segments_are_refused(
 # ----------------------------------------------------------------- 7: what is retried
 
 
-async def test_timeouts_and_server_errors_are_not_retried(attacked: System) -> None:
+async def test_timeouts_and_server_errors_are_not_retried(
+    attacked: GatewayWithUpstreams,
+) -> None:
     """RETRY_ATTEMPTS=2. Before: a GET that timed out reached the service three times,
     and so did a GET answered 503."""
     users = attacked.upstreams["users"].url
@@ -609,14 +619,14 @@ async def test_timeouts_and_server_errors_are_not_retried(attacked: System) -> N
     async with httpx.AsyncClient(timeout=30) as client:
         try:
             response = await client.get(
-                f"{attacked.url}/slow/users/hold/{hold}", headers=bearer()
+                f"{attacked.url}/slow/users/hold/{hold}", headers=user_auth()
             )
         finally:
             await client.post(f"{users}/users/hold/{hold}/release")
         assert_error(response, 504, "upstream_timeout")
         before = (await client.get(f"{users}/users/stats")).json()
         response = await client.get(
-            f"{attacked.url}/flaky/users/status/503", headers=bearer()
+            f"{attacked.url}/flaky/users/status/503", headers=user_auth()
         )
         assert response.status_code == 503
         after = (await client.get(f"{users}/users/stats")).json()
@@ -634,13 +644,13 @@ async def test_timeouts_and_server_errors_are_not_retried(attacked: System) -> N
     ids=["sse-accept", "stream-path", "no-retry-service"],
 )
 async def test_streams_and_paid_services_are_never_retried(
-    attacked: System, path: str, headers: dict[str, str]
+    attacked: GatewayWithUpstreams, path: str, headers: dict[str, str]
 ) -> None:
     service = path.split("/")[1]
     async with httpx.AsyncClient(timeout=30) as client:
         before = await upstream_outcomes(client, attacked, service)
         response = await client.get(
-            f"{attacked.url}{path}", headers={**bearer(), **headers}
+            f"{attacked.url}{path}", headers={**user_auth(), **headers}
         )
         assert_error(response, 502, "upstream_connection_error")
         after = await upstream_outcomes(client, attacked, service)
@@ -651,10 +661,12 @@ async def test_streams_and_paid_services_are_never_retried(
 # ------------------------------------------------------- 8: a client leaving mid-upload
 
 
-async def test_a_client_leaving_mid_upload_is_one_log_line(attacked: System) -> None:
+async def test_a_client_leaving_mid_upload_is_one_log_line(
+    attacked: GatewayWithUpstreams,
+) -> None:
     assert attacked.gateway is not None
     watch = LogWatch(attacked.gateway)
-    token = bearer()["Authorization"]
+    token = user_auth()["Authorization"]
     _, writer = await asyncio.open_connection("127.0.0.1", gateway_port(attacked))
     writer.write(
         f"POST /users/drain HTTP/1.1\r\nHost: gw\r\nAuthorization: {token}\r\n"
