@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from forge_testing import (
@@ -23,7 +23,6 @@ from forge_testing import (
     start_uvicorn,
     throwaway_database,
 )
-from forge_testing import free_port as _free_port
 
 
 @pytest.fixture(scope="session")
@@ -70,43 +69,41 @@ def rabbit_url(rabbitmq_ready: None) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def free_port() -> Callable[[], int]:
-    return _free_port
-
-
 @pytest.fixture
 def run_uvicorn(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """`run_uvicorn("pkg.main:app", python=..., cwd=..., env=..., workers=2)` starts a real
     uvicorn on a free port, waits for /health and returns a `Server`; stopped on teardown."""
-    servers: list[Server] = []
-
-    def run(app: str, **kwargs: Any) -> Server:
-        kwargs.setdefault("log_dir", tmp_path / "logs")
-        server = start_uvicorn(app, **kwargs)
-        servers.append(server)
-        return server
-
-    yield run
-    for server in servers:
-        server.stop()
+    yield from _stopped_after(start_uvicorn, tmp_path / "logs")
 
 
 @pytest.fixture
 def run_process(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
     """`run_process(name, argv, cwd=..., env=...)`: any long-running process (a job worker),
     its output logged; stopped on teardown."""
-    processes: list[ManagedProcess] = []
+    yield from _stopped_after(spawn, tmp_path / "logs")
 
-    def run(name: str, argv: list[str], **kwargs: Any) -> ManagedProcess:
-        kwargs.setdefault("log_dir", tmp_path / "logs")
-        process = spawn(name, argv, **kwargs)
-        processes.append(process)
-        return process
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+T = TypeVar("T", bound=_Stoppable)
+
+
+def _stopped_after(
+    start: Callable[..., T], log_dir: Path
+) -> Iterator[Callable[..., T]]:
+    """Yields `start` logging under `log_dir` by default; stops what it started after."""
+    started: list[T] = []
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        kwargs.setdefault("log_dir", log_dir)
+        started.append(start(*args, **kwargs))
+        return started[-1]
 
     yield run
-    for process in processes:
-        process.stop()
+    for thing in started:
+        thing.stop()
 
 
 @pytest.fixture

@@ -31,9 +31,9 @@ from forge_testing import (
     wait_until,
 )
 from forge_testing.jobs import wait_for_job
+from forge_testing.metrics import metric_total
 from forge_testing.scaffolding import DEFAULT
 from forge_testing.tokens import bearer, jwt_claims, mint_jwt
-from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import BuiltProjects
 from .project import InstalledProject
@@ -190,17 +190,6 @@ def test_async_job_runs_on_the_arq_worker(live: Live) -> None:
     assert job_id in live.worker.log_text(), (
         "the ARQ worker's log never mentions the job"
     )
-
-
-def metric_total(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(
-                sample.labels.get(k) == v for k, v in labels.items()
-            ):
-                total += sample.value
-    return total
 
 
 def test_metrics_add_up_across_workers(live: Live) -> None:

@@ -23,8 +23,8 @@ import asyncpg
 import httpx
 import pytest
 from forge_testing import clean_env, run, spawn, throwaway_database, wait_for
+from forge_testing.metrics import metric_total
 from generated_tier3.system import Db
-from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Build
 from .system import (
@@ -59,16 +59,9 @@ def scalar(dsn: str, sql: str) -> int:
 
 
 def consumed(url: str, outcome: str, topic: str | None = None) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
-        for sample in family.samples:
-            if (
-                sample.name == "events_consumed_total"
-                and sample.labels["outcome"] == outcome
-                and topic in (None, sample.labels["topic"])
-            ):
-                total += sample.value
-    return total
+    labels = {"outcome": outcome} | ({"topic": topic} if topic is not None else {})
+    text = httpx.get(f"{url}/metrics").text
+    return metric_total(text, "events_consumed_total", **labels)
 
 
 def drained(dsn: str) -> bool:

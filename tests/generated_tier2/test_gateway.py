@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from forge_testing import wait_for
-from prometheus_client.parser import text_string_to_metric_families
+from forge_testing.metrics import metric_by_label
 
 from .conftest import Build
 from .system import running_system
@@ -20,13 +20,8 @@ ALL = ("user-service", "notification-service", "agent-service")
 
 def transitions(client: httpx.Client, service: str) -> dict[str, float]:
     text = client.get("/metrics").text
-    return {
-        s.labels["state"]: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "gateway_circuit_breaker_transitions_total"
-        and s.labels["service"] == service
-    }
+    name = "gateway_circuit_breaker_transitions_total"
+    return metric_by_label(text, name, "state", service=service)
 
 
 def test_gateway_reaches_every_service_and_contains_an_outage(

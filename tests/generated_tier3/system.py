@@ -14,10 +14,10 @@ from typing import Any
 import asyncpg
 import httpx
 from forge_testing import free_port, run, throwaway_database
+from forge_testing.metrics import metric_total, sample_names
 from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 from forge_testing.venvs import Venv
 from generated_tier2.system import Service
-from prometheus_client.parser import text_string_to_metric_families
 
 NAME = "shop"
 JWT_SECRET = "e2e-tier3-secret-" + "x" * 40
@@ -86,17 +86,11 @@ class Orders:
 
     def metric(self, process: str, name: str, **labels: str) -> float:
         text = httpx.get(f"{self.processes[process].url}/metrics", timeout=5).text
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == name
-            and all(sample.labels.get(k) == v for k, v in labels.items())
-        )
+        return metric_total(text, name, **labels)
 
     def metric_names(self, process: str) -> set[str]:
         text = httpx.get(f"{self.processes[process].url}/metrics", timeout=5).text
-        return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        return sample_names(text)
 
     def rebuild(self) -> dict[str, Any]:
         import json

@@ -1,6 +1,6 @@
-"""Helpers for the template tests: templates under real uvicorn (through the shared
-forge_testing plumbing), a cuttable TCP proxy, JWTs, an SSE reader that keeps comments,
-and a Prometheus text reader."""
+"""Helpers for the template tests: templates under real uvicorn (through forge_testing),
+a cuttable TCP proxy, the templates' JWTs, an SSE reader that keeps comments, and raw
+requests pinned to one connection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import socket
 import sys
 import threading
@@ -215,20 +214,6 @@ async def read_sse(lines: AsyncIterator[str], stop_after: int | None = None) -> 
 # --------------------------------------------------------------------------- misc
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels` (0 when absent)."""
-    total = 0.0
-    pattern = re.compile(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$")
-    for line in text.splitlines():
-        match = pattern.match(line)
-        if not match:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1) or ""))
-        if all(found.get(key) == value for key, value in labels.items()):
-            total += float(match.group(2))
-    return total
-
-
 def raw_request(
     port: int,
     method: str,
@@ -251,21 +236,3 @@ def raw_request(
     data = response.read()
     assert response.getheader("x-request-id") == request_id
     return conn, response.status, data, request_id
-
-
-def connection_per_worker(
-    server: Server, workers: int
-) -> dict[int, http.client.HTTPConnection]:
-    """A kept-alive connection to each uvicorn worker, keyed by its pid."""
-    found: dict[int, http.client.HTTPConnection] = {}
-    for _ in range(200):
-        conn, status, _, request_id = raw_request(server.port, "GET", "/health", {})
-        assert status == 200
-        pid = pid_of_request(server, request_id)
-        if pid in found:
-            conn.close()
-        else:
-            found[pid] = conn
-        if len(found) == workers:
-            return found
-    raise AssertionError(f"reached only workers {sorted(found)}")

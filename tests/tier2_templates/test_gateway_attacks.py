@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from forge_testing import Server, free_port, spawn, wait_until
+from forge_testing.metrics import metric_by_label
 from httpx_sse import aconnect_sse
-from prometheus_client.parser import text_string_to_metric_families
 
 from tier2_templates.helpers import HERE, GatewayWithUpstreams, new_system, user_auth
 
@@ -133,13 +133,8 @@ async def upstream_outcomes(
     client: httpx.AsyncClient, system: GatewayWithUpstreams, service: str
 ) -> dict[str, float]:
     text = (await client.get(f"{system.url}/metrics")).text
-    return {
-        sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "gateway_upstream_requests_total"
-        and sample.labels["service"] == service
-    }
+    name = "gateway_upstream_requests_total"
+    return metric_by_label(text, name, "outcome", service=service)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
