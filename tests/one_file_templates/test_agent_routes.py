@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from forge_testing import TEMPLATES
 from forge_testing.tokens import bearer, jwt_claims, mint_jwt
-
-from one_file_templates.helpers import TEMPLATES
 
 SECRET = "host-secret-" + "z" * 32
 

@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from forge_testing import free_port
-
-from one_file_templates.helpers import TEMPLATES
+from forge_testing import TEMPLATES, free_port
 
 
 def test_prod_without_redis_refuses_to_start(tmp_path: Path) -> None:

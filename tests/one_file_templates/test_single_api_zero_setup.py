@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from forge_testing import TEMPLATES
 from forge_testing.jobs import await_job
 from forge_testing.tokens import bearer
 from websockets.asyncio.client import connect
 
 from one_file_templates.helpers import (
-    TEMPLATES,
     Server,
     log_records,
     make_token,

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from one_file_templates.helpers import TEMPLATES
+from forge_testing import TEMPLATES
 
 FILES = [TEMPLATES / "single_api.py", TEMPLATES / "agent_routes.py"]
 RULES = "E,F,W,I,UP,B,ASYNC"

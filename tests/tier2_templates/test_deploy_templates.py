@@ -18,9 +18,10 @@ import kubernetes_validate
 import pytest
 import redis
 import yaml
+from forge_testing import TEMPLATES
 from kubernetes_validate.utils import ValidationError as K8sValidationError
 
-from tier2_templates.helpers import GATEWAY_SERVER_ARGS, TEMPLATES, gateway_module
+from tier2_templates.helpers import GATEWAY_SERVER_ARGS, gateway_module
 
 COMPOSE = TEMPLATES / "docker_compose.yml"
 K8S = TEMPLATES / "k8s_deployment.yaml"

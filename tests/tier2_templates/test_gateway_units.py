@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from forge_testing import TEMPLATES
 from pydantic import ValidationError
 
-from tier2_templates.helpers import TEMPLATES, gateway_module
+from tier2_templates.helpers import gateway_module
 
 gw = gateway_module()
 CLOSED, OPEN, HALF_OPEN = (
