@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 from .conftest import Build
-from .system import System, running_system
+from .system import GeneratedTier2System, running_system
 
 pytestmark = pytest.mark.e2e
 LIMIT = 3
 
 
-def sign_up(system: System, gw: httpx.Client) -> dict[str, str]:
+def sign_up(system: GeneratedTier2System, gw: httpx.Client) -> dict[str, str]:
     email, password = f"rl-{uuid.uuid4().hex[:8]}@example.com", "long enough password"
     signup = gw.post(
         "/users/auth/signup",

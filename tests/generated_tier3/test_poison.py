@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import redis
+from forge_testing import run, wait_for
 
-from .system import NAME, TOPIC, Orders, run, wait_for
+from .system import NAME, TOPIC, Orders
 
 pytestmark = pytest.mark.e2e
 LOOP = "consume_order_events"
@@ -155,6 +156,6 @@ def test_a_publisher_set_delivery_count_header_of_any_value_is_handled(
     queues = run(
         ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
         cwd=orders.project,
-    )
+    ).stdout
     assert "order-projector.orders.events.dlq\t1" in queues, queues
     place_and_wait_projected(orders)
