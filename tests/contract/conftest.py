@@ -13,7 +13,6 @@ contract.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from forge_testing import (
     wait_until,
 )
 from forge_testing.scaffolding import scaffold
-from forge_testing.tokens import bearer, jwt_claims, mint_jwt
+from forge_testing.tokens import JwtMinter
 from forge_testing.venvs import BASE_PYTHON, UV
 
 pytestmark = pytest.mark.e2e
@@ -43,19 +42,13 @@ NAME = "contract-app"
 PACKAGE = "contract_app"
 SECRET = "contract-secret-" + "x" * 40
 AUDIENCE = ISSUER = "contract"
+TOKENS = JwtMinter(SECRET, AUDIENCE, ISSUER)
 RATE_LIMIT = 40
 FAKE_DELAY = 0.02
 # Long enough for every run of the suite (the longest, LONG_PROMPT, is ~6 s but always
 # cancelled first); the timed-out runs take 1500 words (~30 s).
 AGENT_TIMEOUT = 5
 TARGETS = ("project", "single_api", "agent_routes")
-
-
-def make_jwt(
-    subject: str, *, secret: str = SECRET, alg: str = "HS256", **claims: Any
-) -> str:
-    claims = jwt_claims(subject, audience=AUDIENCE, issuer=ISSUER, **claims)
-    return mint_jwt(claims, secret, alg)
 
 
 @dataclass
@@ -70,7 +63,7 @@ class Target:
 
     def auth(self, subject: str | None = None) -> dict[str, str]:
         """Headers of a fresh caller (its own rate-limit budget) unless one is named."""
-        return bearer(make_jwt(subject or uuid.uuid4().hex[:12]))
+        return TOKENS.bearer(subject) if subject else TOKENS.fresh_caller()
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """No keep-alive: every request is a new connection, which either worker may take."""

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from .conftest import RATE_LIMIT, SECRET, Target, make_jwt
+from .conftest import RATE_LIMIT, SECRET, TOKENS, Target
 
 pytestmark = pytest.mark.e2e
 
@@ -54,10 +54,10 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
     ("token", "code"),
     [
         (None, "missing_credentials"),
-        (make_jwt("alice", exp=int(time.time()) - 3600), "token_expired"),
-        (make_jwt("alice", alg="none"), "invalid_token"),
-        (make_jwt("alice", secret=SECRET[::-1]), "invalid_token"),
-        (make_jwt("alice", aud="someone-else"), "invalid_token"),
+        (TOKENS.token("alice", exp=int(time.time()) - 3600), "token_expired"),
+        (TOKENS.token("alice", alg="none"), "invalid_token"),
+        (TOKENS.token("alice", secret=SECRET[::-1]), "invalid_token"),
+        (TOKENS.token("alice", aud="someone-else"), "invalid_token"),
     ],
     ids=["none", "expired", "alg-none", "forged", "audience"],
 )
@@ -253,7 +253,7 @@ def refused(url: str, headers: dict[str, str] | None = None) -> InvalidStatus:
 
 @pytest.mark.parametrize(
     ("token", "code"),
-    [(None, "missing_credentials"), (make_jwt("x", alg="none"), "invalid_token")],
+    [(None, "missing_credentials"), (TOKENS.token("x", alg="none"), "invalid_token")],
     ids=["none", "alg-none"],
 )
 def test_websocket_is_refused_at_the_handshake(

@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 from forge_testing import free_port, redis_database, spawn, wait_until
-from forge_testing.tokens import bearer
 
-from .conftest import common_env, make_jwt
+from .conftest import TOKENS, common_env
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +36,7 @@ def test_fastapi_run_serves_the_app(
                 "200 from /health",
                 120,
             )
-            headers = bearer(make_jwt("entry"))
+            headers = TOKENS.bearer("entry")
             me = httpx.get(f"{url}/me", headers=headers, timeout=10)
         finally:
             process.stop()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from forge_testing import redis_database, start_uvicorn, throwaway_database
 
-from .conftest import HERE, TARGETS, TEMPLATES, common_env, make_jwt
+from .conftest import HERE, TARGETS, TEMPLATES, TOKENS, common_env
 
 pytestmark = pytest.mark.e2e
 
@@ -58,9 +58,9 @@ def test_credentials_never_reach_the_logs(
     failing_target: tuple[str, httpx.Client, Path],
 ) -> None:
     name, client, log_path = failing_target
-    token = make_jwt(f"leak-{uuid.uuid4().hex[:8]}")
+    token = TOKENS.token(f"leak-{uuid.uuid4().hex[:8]}")
     api_key = f"sk-forge-{uuid.uuid4().hex}"
-    forged = make_jwt("intruder", secret="not-the-secret-" + "y" * 40)
+    forged = TOKENS.token("intruder", secret="not-the-secret-" + "y" * 40)
     credentials = {"Authorization": f"Bearer {token}", "X-API-Key": api_key}
     failed = client.get("/fail/route", headers=credentials)
     assert failed.status_code == 500, failed.text

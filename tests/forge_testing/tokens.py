@@ -8,7 +8,9 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 _HMAC = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
@@ -51,3 +53,40 @@ def mint_jwt(claims: Mapping[str, Any], secret: str = "", alg: str = "HS256") ->
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header of `token`."""
     return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class JwtMinter:
+    """The tokens one app under test accepts (its secret, audience and issuer); each call
+    may break one thing on purpose: another secret or algorithm, any claim replaced."""
+
+    secret: str
+    audience: str
+    issuer: str | None = None
+    lifetime: float = 600
+
+    def token(
+        self,
+        subject: str | None,
+        *,
+        secret: str | None = None,
+        alg: str = "HS256",
+        lifetime: float | None = None,
+        **claims: Any,
+    ) -> str:
+        payload = jwt_claims(
+            subject,
+            audience=self.audience,
+            issuer=self.issuer,
+            lifetime=self.lifetime if lifetime is None else lifetime,
+            **claims,
+        )
+        return mint_jwt(payload, self.secret if secret is None else secret, alg)
+
+    def bearer(self, subject: str | None, **options: Any) -> dict[str, str]:
+        return bearer(self.token(subject, **options))
+
+    def fresh_caller(self, **options: Any) -> dict[str, str]:
+        """The Authorization header of a caller never seen before (its own rate-limit
+        budget)."""
+        return self.bearer(f"caller-{uuid.uuid4().hex[:12]}", **options)

@@ -33,7 +33,7 @@ from forge_testing import (
 from forge_testing.jobs import wait_for_job
 from forge_testing.metrics import metric_total
 from forge_testing.scaffolding import DEFAULT
-from forge_testing.tokens import bearer, jwt_claims, mint_jwt
+from forge_testing.tokens import JwtMinter
 
 from .conftest import BuiltProjects
 from .project import InstalledProject
@@ -41,17 +41,9 @@ from .project import InstalledProject
 pytestmark = pytest.mark.e2e
 
 JWT_SECRET = "e2e-secret-" + "x" * 40
+TOKENS = JwtMinter(JWT_SECRET, "forge-default", "forge-default")
 RATE_LIMIT = 40
 FAKE_DELAY = 0.05
-
-
-def make_jwt(
-    subject: str, *, secret: str = JWT_SECRET, alg: str = "HS256", **claims: Any
-) -> str:
-    claims = jwt_claims(
-        subject, audience="forge-default", issuer="forge-default", **claims
-    )
-    return mint_jwt(claims, secret, alg)
 
 
 @dataclass
@@ -73,7 +65,7 @@ class Live:
         )
 
     def auth(self, subject: str = "alice") -> dict[str, str]:
-        return bearer(make_jwt(subject))
+        return TOKENS.bearer(subject)
 
     def worker_pids(self) -> set[int]:
         """The uvicorn worker processes: children of the master started through

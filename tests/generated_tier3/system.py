@@ -15,12 +15,13 @@ import asyncpg
 import httpx
 from forge_testing import free_port, run, throwaway_database
 from forge_testing.metrics import metric_total, sample_names
-from forge_testing.tokens import bearer, jwt_claims, mint_jwt
+from forge_testing.tokens import JwtMinter
 from forge_testing.venvs import Venv
 from generated_tier2.system import Service
 
 NAME = "shop"
 JWT_SECRET = "e2e-tier3-secret-" + "x" * 40
+TOKENS = JwtMinter(JWT_SECRET, "forge-api", "forge-api", lifetime=1800)
 TOPIC = "orders.events"
 # process -> (service folder, uvicorn factory, database side)
 PROCESSES = {
@@ -29,13 +30,6 @@ PROCESSES = {
     "query": ("order-query", "order_query.main:create_app", "query"),
     "projector": ("order-query", "order_query.projector:create_app", "query"),
 }
-
-
-def token(subject: str) -> str:
-    claims = jwt_claims(
-        subject, audience="forge-api", issuer="forge-api", lifetime=1800
-    )
-    return mint_jwt(claims, JWT_SECRET)
 
 
 class Db:
@@ -76,7 +70,7 @@ class Orders:
     def client(self, process: str, subject: str = "customer-1") -> httpx.Client:
         return httpx.Client(
             base_url=self.processes[process].url,
-            headers=bearer(token(subject)),
+            headers=TOKENS.bearer(subject),
             timeout=10,
         )
 

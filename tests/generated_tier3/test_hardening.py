@@ -9,9 +9,8 @@ import uuid
 
 import httpx
 import pytest
-from forge_testing.tokens import bearer
 
-from .system import Db, Orders, token
+from .system import TOKENS, Db, Orders
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +31,7 @@ async def post_concurrently(
 
 def test_concurrent_retries_with_one_key_place_one_order(orders: Orders) -> None:
     headers = {
-        **bearer(token("retrier")),
+        **TOKENS.bearer("retrier"),
         "idempotency-key": str(uuid.uuid4()),
     }
     responses = asyncio.run(

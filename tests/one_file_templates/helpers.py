@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from forge_testing import TEMPLATES, Server, free_port, start_uvicorn
-from forge_testing.tokens import jwt_claims, mint_jwt
+from forge_testing.tokens import JwtMinter
 
 SECRET = "template-tests-secret-" + "x" * 32
 AUDIENCE = "forge-app"
+TOKENS = JwtMinter(SECRET, AUDIENCE, "forge-app")
 
 
 # --------------------------------------------------------------------------- processes
@@ -151,16 +152,6 @@ class TcpProxy:
 
 
 # --------------------------------------------------------------------------- tokens
-
-
-def make_token(subject: str | None = None, *, secret: str = SECRET) -> str:
-    """A valid caller's token; a fresh subject (its own rate-limit budget) unless named."""
-    claims = jwt_claims(
-        subject or f"user-{uuid.uuid4().hex[:8]}",
-        audience=AUDIENCE,
-        issuer="forge-app",
-    )
-    return mint_jwt(claims, secret)
 
 
 # --------------------------------------------------------------------------- SSE

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from forge_testing import TEMPLATES
-from forge_testing.tokens import bearer, jwt_claims, mint_jwt
+from forge_testing.tokens import JwtMinter
 
 SECRET = "host-secret-" + "z" * 32
 
@@ -45,11 +45,13 @@ def test_the_host_keeps_its_error_shape(
         verify_token=agent_routes.jwt_verifier(SECRET, audience="host", issuer="host"),
         settings=agent_routes.AgentSettings(redis_url=redis_url),
     )
-    claims = jwt_claims("ann", audience="host", issuer="host", lifetime=60)
-    token = mint_jwt(claims, SECRET)
     with TestClient(host) as client:
         own = client.get("/items/not-a-number")
-        agents = client.post("/agents/run", json={}, headers=bearer(token))
+        agents = client.post(
+            "/agents/run",
+            json={},
+            headers=JwtMinter(SECRET, "host", "host", lifetime=60).bearer("ann"),
+        )
     assert own.status_code == 422
     assert "detail" in own.json()  # FastAPI's default, untouched
     assert agents.status_code == 422

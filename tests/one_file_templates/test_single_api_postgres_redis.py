@@ -17,14 +17,13 @@ import asyncpg
 import httpx
 import pytest
 from forge_testing.jobs import await_job
-from forge_testing.tokens import bearer
 
 from one_file_templates.helpers import (
     SECRET,
+    TOKENS,
     Server,
     TcpProxy,
     log_records,
-    make_token,
     pid_of_request,
     raw_request,
     start_template,
@@ -81,7 +80,7 @@ async def client(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def auth() -> dict[str, str]:
-    return bearer(make_token())
+    return TOKENS.fresh_caller()
 
 
 def _libpq(url: str) -> str:

@@ -20,9 +20,9 @@ from forge_testing.tokens import bearer
 from websockets.asyncio.client import connect
 
 from one_file_templates.helpers import (
+    TOKENS,
     Server,
     log_records,
-    make_token,
     read_sse,
     start_template,
 )
@@ -82,7 +82,7 @@ async def client(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def auth(secret: str) -> dict[str, str]:
     """A fresh user per test, so the per-user rate limit never couples tests."""
-    return bearer(make_token(secret=secret))
+    return TOKENS.fresh_caller(secret=secret)
 
 
 def test_start_up_logs_zero_setup_and_creates_sqlite_file(

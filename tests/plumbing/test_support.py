@@ -14,7 +14,7 @@ import pytest
 from forge_testing import UV_CACHE_DIR, CommandFailed, clean_env, run, wait_for
 from forge_testing.metrics import metric_by_label, metric_total
 from forge_testing.scaffolding import COMBOS, FLAGS, option_values, scaffold
-from forge_testing.tokens import bearer, jwt_claims, mint_jwt
+from forge_testing.tokens import JwtMinter, bearer, jwt_claims, mint_jwt
 
 SECRET = "plumbing-secret-" + "p" * 48
 
@@ -153,3 +153,23 @@ def test_a_server_comes_back_on_its_port(run_uvicorn, tmp_path: Path) -> None:
     )
     assert again.port == first.port
     assert httpx.get(f"{again.url}/health", timeout=5).text == "ok"
+
+
+def test_a_minter_breaks_one_thing_at_a_time() -> None:
+    minter = JwtMinter(SECRET, "aud", "iss")
+
+    def decode(token: str) -> dict[str, object]:
+        return jwt.decode(
+            token, SECRET, algorithms=["HS256"], audience="aud", issuer="iss"
+        )
+
+    assert decode(minter.token("ann"))["sub"] == "ann"
+    with pytest.raises(jwt.InvalidSignatureError):
+        decode(minter.token("ann", secret="other-" + SECRET))
+    with pytest.raises(jwt.InvalidAudienceError):
+        decode(minter.token("ann", aud="someone-else"))
+    with pytest.raises(jwt.ExpiredSignatureError):
+        decode(minter.token("ann", lifetime=-60))
+    first, second = minter.fresh_caller(), minter.fresh_caller()
+    assert first != second
+    assert decode(first["Authorization"].removeprefix("Bearer "))["sub"]

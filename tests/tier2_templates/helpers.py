@@ -14,11 +14,12 @@ from types import ModuleType
 from typing import Any
 
 from forge_testing import TEMPLATES, Server, start_uvicorn
-from forge_testing.tokens import bearer, jwt_claims, mint_jwt
+from forge_testing.tokens import JwtMinter
 
 HERE = Path(__file__).resolve().parent
 SECRET = "tier2-gateway-tests-" + "s" * 48  # >= 64 bytes, enough for HS512 too
 AUDIENCE = "forge-api"
+TOKENS = JwtMinter(SECRET, AUDIENCE)
 
 # The interpreter of the gateway process: set it to a venv holding the minimum versions
 # named in the template's docstring to check them.
@@ -55,21 +56,9 @@ GATEWAY_DEFAULTS = {
 }
 
 
-def make_token(
-    subject: str | None = "alice",
-    *,
-    audience: str = AUDIENCE,
-    expires_in: int = 600,
-    secret: str = SECRET,
-    algorithm: str = "HS256",
-) -> str:
-    claims = jwt_claims(subject, audience=audience, lifetime=expires_in)
-    return mint_jwt(claims, secret, algorithm)
-
-
 def user_auth() -> dict[str, str]:
     """The Authorization header of a valid caller (alice)."""
-    return bearer(make_token())
+    return TOKENS.bearer("alice")
 
 
 def _settings_env(extra: dict[str, str]) -> dict[str, str]:

@@ -13,10 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from forge_testing.tokens import bearer, jwt_claims, mint_jwt
 from httpx_sse import aconnect_sse
 
-from tier2_templates.helpers import GatewayWithUpstreams, make_token, user_auth
+from tier2_templates.helpers import TOKENS, GatewayWithUpstreams, user_auth
 
 # A bound on how long a test may wait for something it expects; never a measurement.
 PATIENCE = 30.0
@@ -174,21 +173,17 @@ async def test_unknown_prefix_is_a_structured_404(
 # --------------------------------------------------------------------------- auth
 
 
-def _none_token() -> str:
-    return mint_jwt(jwt_claims("alice", audience="forge-api"), alg="none")
-
-
 REJECTED_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
     "missing": dict,
     "basic scheme": lambda: {"Authorization": "Basic YWxpY2U6cHc="},
     "empty bearer": lambda: {"Authorization": "Bearer"},
     "garbage": lambda: {"Authorization": "Bearer not.a.token"},
-    "alg none": lambda: bearer(_none_token()),
-    "other algorithm": lambda: bearer(make_token(algorithm="HS512")),
-    "wrong secret": lambda: bearer(make_token(secret="another-secret-" + "q" * 32)),
-    "expired": lambda: bearer(make_token(expires_in=-60)),
-    "wrong audience": lambda: bearer(make_token(audience="someone-else")),
-    "no subject": lambda: bearer(make_token(subject=None)),
+    "alg none": lambda: TOKENS.bearer("alice", alg="none"),
+    "other algorithm": lambda: TOKENS.bearer("alice", alg="HS512"),
+    "wrong secret": lambda: TOKENS.bearer("alice", secret="another-secret-" + "q" * 32),
+    "expired": lambda: TOKENS.bearer("alice", lifetime=-60),
+    "wrong audience": lambda: TOKENS.bearer("alice", aud="someone-else"),
+    "no subject": lambda: TOKENS.bearer(None),
 }
 
 
