@@ -1,9 +1,15 @@
-"""The tests' support code, one module per concern; every suite imports it from here.
+"""The tests' support code, one module per concern. Every suite imports it; the names
+most suites use are re-exported here, the rest come from their module.
 
 - paths: the repository, the skill's assets, the shared download caches;
-- commands: `run` a command to completion, `clean_env` without the test venv;
+- commands: `run` a command to completion (CommandFailed), `clean_env` without the test venv;
 - processes: servers in their own sessions with their logs kept, free ports, polling;
-- databases: throwaway PostgreSQL databases, Redis logical databases, RabbitMQ vhosts.
+- databases: throwaway PostgreSQL databases, Redis logical databases, RabbitMQ vhosts;
+- scaffolding: the scaffold script with the manifest's options, the Tier 1 COMBOS;
+- venvs: every virtualenv by uv, with the one download cache;
+- tokens: JWTs minted with the standard library, bearer headers;
+- jobs: waiting on an agent job through the job API;
+- metrics: Prometheus text read with prometheus_client's parser.
 """
 
 from __future__ import annotations
