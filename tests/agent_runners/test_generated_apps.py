@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -201,6 +202,34 @@ async def test_websocket_cancel_mid_stream_closes_the_model_call(app: App) -> No
         await ws.send(json.dumps({"type": "cancel"}))
         assert (await anext(messages))["type"] == "cancelled"
     assert await asyncio.to_thread(app.fake.hangups.wait, 10), "the model call was left open"
+
+
+def test_sse_disconnect_closes_the_model_call_and_cleans_up(app: App) -> None:
+    """A client that leaves an SSE stream mid-answer: the model call is closed (the fake
+    sees the hang-up) and the runner's cleanup runs to its end, which a cancel scope that
+    keeps cancelling every await in it would cut short."""
+    app.new_script(stall="after_first_text")
+    log = app.server.process
+    closed_before = log.log_text().count("agent_run_closed")
+    with (
+        httpx.Client(timeout=60) as client,
+        connect_sse(
+            client, "GET", f"{app.server.url}/agents/run/stream", params={"prompt": PROMPT}
+        ) as source,
+    ):
+        kinds = []
+        for sse in source.iter_sse():
+            kinds.append(sse.event)
+            if sse.event == "text":
+                break
+    assert kinds[-1] == "text", f"the stream ended before any text: {kinds}"
+    assert app.fake.hangups.wait(10), "the model call was left open"
+    deadline = time.monotonic() + 15
+    while log.log_text().count("agent_run_closed") == closed_before:
+        assert time.monotonic() < deadline, log.log_text(40)
+        time.sleep(0.1)
+    (line,) = [x for x in log.log_text().splitlines() if "agent_run_closed" in x][closed_before:]
+    assert "cleanup=completed" in line, line
 
 
 def test_run_times_out_and_closes_the_model_call(app: App) -> None:

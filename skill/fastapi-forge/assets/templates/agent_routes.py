@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 
+import anyio
 from fastapi import (
     APIRouter,
     Depends,
@@ -90,6 +91,8 @@ class AgentSettings(BaseSettings):
 
 # --------------------------------------------------------------------------- runner
 
+# How long a run that was left (client gone, timeout) may take to close its model call.
+CLEANUP_SECONDS = 10.0
 # The generated project's agents/base.py, inlined so this file stands alone.
 
 # --8<-- [start:contract]
@@ -496,6 +499,48 @@ async def run_with_deadline(
     return "".join(parts), usage, calls
 
 
+async def run_in_task(
+    runner: AgentRunner, request: AgentRequest, deadline: float
+) -> AsyncIterator[AgentChunk]:
+    """The runner's chunks until `deadline` (loop time; then TimeoutError), the deadline
+    applied to each wait for a chunk: a timeout scope must not stay open across `yield`.
+
+    The runner runs in a task of its own: a client leaving an SSE stream cancels the
+    route through an anyio cancel scope, which cancels every await under it again and
+    again, so the runner's cleanup (closing the model stream) would be cut short and the
+    model run go on. Its task is cancelled once instead, then awaited shielded, for at
+    most CLEANUP_SECONDS."""
+    queue: asyncio.Queue[AgentChunk | Exception | None] = asyncio.Queue(maxsize=1)
+
+    async def produce() -> None:
+        chunks = runner.stream(request)
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+            await queue.put(None)
+        except Exception as exc:  # raised again below
+            await queue.put(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await chunks.aclose()  # type: ignore[attr-defined]
+
+    task = asyncio.create_task(produce())
+    try:
+        while True:
+            async with asyncio.timeout_at(deadline):
+                item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with anyio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = anyio.current_time() + CLEANUP_SECONDS
+            await asyncio.wait([task])
+
+
 async def ignore(_: AgentChunk) -> None:
     return None
 
@@ -557,20 +602,13 @@ async def stream_agent(
 ) -> AsyncIterator[ServerSentEvent]:
     """SSE: one event per chunk (tool_call, tool_result, text, usage), then `done`, or
     `error` on an agent error or AGENT_TIMEOUT_SECONDS. FastAPI sends `: ping` after
-    15 s idle. A client leaving cancels this generator's task and the agent's stream."""
+    15 s idle. A client leaving cancels this generator's task and the agent's run."""
     api = agent_api(request)
     deadline = asyncio.get_running_loop().time() + api.settings.agent_timeout_seconds
-    chunks = api.runner.stream(AgentRequest(prompt, model=model))
+    chunks = run_in_task(api.runner, AgentRequest(prompt, model=model), deadline)
     sequence = 0
     try:
-        while True:
-            try:
-                # The deadline covers the whole run, applied to each wait for a chunk: a
-                # timeout scope must not stay open across `yield`.
-                async with asyncio.timeout_at(deadline):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
+        async for chunk in chunks:
             sequence += 1
             yield ServerSentEvent(
                 event=chunk.type, id=str(sequence), data=chunk_event(chunk)
@@ -581,8 +619,7 @@ async def stream_agent(
     except TimeoutError:
         yield ServerSentEvent(event="error", id=str(sequence + 1), data=TIMED_OUT)
     finally:
-        with contextlib.suppress(Exception):
-            await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
     # --8<-- [end:minimal-stream]
 
 

@@ -71,6 +71,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, overload
 
+import anyio
 import jwt
 import structlog
 from fastapi import (
@@ -1092,6 +1093,52 @@ async def run_agent(
         AGENT_DURATION.labels(mode).observe(time.perf_counter() - started)
 
 
+# How long a run that was left (client gone, timeout) may take to close its model call.
+CLEANUP_SECONDS = 10.0
+
+
+async def run_in_task(
+    runner: AgentRunner, request: AgentRequest, deadline: float
+) -> AsyncIterator[AgentChunk]:
+    """The runner's chunks until `deadline` (loop time; then TimeoutError), the deadline
+    applied to each wait for a chunk: a timeout scope must not stay open across `yield`.
+
+    The runner runs in a task of its own: a client leaving an SSE stream cancels the
+    route through an anyio cancel scope, which cancels every await under it again and
+    again, so the runner's cleanup (closing the model stream) would be cut short and the
+    model run go on. Its task is cancelled once instead, then awaited shielded, for at
+    most CLEANUP_SECONDS."""
+    queue: asyncio.Queue[AgentChunk | Exception | None] = asyncio.Queue(maxsize=1)
+
+    async def produce() -> None:
+        chunks = runner.stream(request)
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+            await queue.put(None)
+        except Exception as exc:  # raised again below
+            await queue.put(exc)
+        finally:
+            with suppress(Exception):
+                await chunks.aclose()  # type: ignore[attr-defined]
+
+    task = asyncio.create_task(produce())
+    try:
+        while True:
+            async with asyncio.timeout_at(deadline):
+                item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with anyio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = anyio.current_time() + CLEANUP_SECONDS
+            await asyncio.wait([task])
+
+
 class JobManager:
     """In-process job runner (asyncio tasks) with its state in the database.
 
@@ -1485,22 +1532,15 @@ async def run_stream(
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: `tool_call`, `tool_result`, `text`, `usage`, then `done` or
     `error`. FastAPI sends `: ping` after 15 s of silence. A client that leaves cancels
-    the task iterating this generator, and with it the agent run."""
+    the task iterating this generator, and with it the agent run (`run_in_task`)."""
     deadline = (
         asyncio.get_running_loop().time() + services.settings.agent_timeout_seconds
     )
-    chunks = services.runner.stream(AgentRequest(prompt, model=model))
+    chunks = run_in_task(services.runner, AgentRequest(prompt, model=model), deadline)
     sequence = 0
     STREAMS_OPEN.labels("sse").inc()
     try:
-        while True:
-            try:
-                # The deadline covers the whole run; a timeout scope must not stay open
-                # across `yield`, so it is applied to each wait for the next chunk.
-                async with asyncio.timeout_at(deadline):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
+        async for chunk in chunks:
             if chunk.usage is not None:
                 record_usage(chunk.usage)
             sequence += 1
@@ -1514,8 +1554,7 @@ async def run_stream(
         yield ServerSentEvent(event="error", id=str(sequence + 1), data=TIMEOUT_EVENT)
     finally:
         STREAMS_OPEN.labels("sse").dec()
-        with suppress(Exception):
-            await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
 
 
 class WsRun(BaseModel):

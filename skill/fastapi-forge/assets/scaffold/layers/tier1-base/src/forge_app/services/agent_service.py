@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
+import anyio
 import structlog
 from fastapi import Depends
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from ..resources import Resources
 
 log = structlog.get_logger(__name__)
+
+# How long a run that was left (client gone, timeout) may take to close its model call.
+CLEANUP_SECONDS = 10.0
 
 
 class AgentService:
@@ -63,19 +67,43 @@ class AgentService:
         """The runner's chunks under the agent timeout (TimeoutError when it expires).
 
         The deadline covers the whole run but is applied to each wait for the next chunk,
-        because a timeout scope must not stay open across `yield`."""
+        because a timeout scope must not stay open across `yield`. The runner runs in a
+        task of its own: a client leaving an SSE stream cancels the route through an anyio
+        cancel scope, which cancels every await under it again and again, so the runner's
+        cleanup (closing the model stream, `await client.interrupt()`) would be cut short
+        and the model run go on. Its task is cancelled once instead, then awaited
+        shielded, for at most CLEANUP_SECONDS."""
         deadline = asyncio.get_running_loop().time() + self.settings.agent_timeout_seconds
-        stream = self.resources.runner.stream(request)
+        chunks: asyncio.Queue[AgentChunk | Exception | None] = asyncio.Queue(maxsize=1)
+        run = asyncio.create_task(self._run(request, chunks))
         try:
             while True:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await anext(stream)
-                except StopAsyncIteration:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await chunks.get()
+                if chunk is None:
                     return
+                if isinstance(chunk, Exception):
+                    raise chunk
                 if chunk.usage is not None:
                     record_usage([chunk.usage])
                 yield chunk
+        finally:
+            run.cancel()
+            with anyio.CancelScope(shield=True) as cleanup:
+                cleanup.deadline = anyio.current_time() + CLEANUP_SECONDS
+                await asyncio.wait([run])
+            log.info("agent_run_closed", cleanup="completed" if run.done() else "abandoned")
+
+    async def _run(
+        self, request: AgentRequest, chunks: asyncio.Queue[AgentChunk | Exception | None]
+    ) -> None:
+        stream = self.resources.runner.stream(request)
+        try:
+            async for chunk in stream:
+                await chunks.put(chunk)
+            await chunks.put(None)
+        except Exception as exc:  # raised again in the consumer
+            await chunks.put(exc)
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
