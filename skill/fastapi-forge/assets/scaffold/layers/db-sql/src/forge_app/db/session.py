@@ -65,11 +65,14 @@ async def open_database(settings: DatabaseSettings) -> Database:
 
 # --8<-- [start:session]
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session per request for your own routes: `session: SessionDep`."""
+    """A transaction per request for your own routes (`session: SessionDep`): committed
+    when the route returns, rolled back if it raises."""
     database: Database = request.state.resources.database
-    async with database.sessions() as session:
+    async with database.sessions.begin() as session:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a failed commit is a
+# 500, not a 200 for a change that was never stored (the default runs it afterwards).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 # --8<-- [end:session]
