@@ -1,9 +1,11 @@
 """Everything a process opens once and shares: Redis, the database, the job store, the
-agent runner and the job queue. The API opens it in its lifespan; the worker opens the
-`Backends` part (it runs jobs, it does not enqueue them)."""
+agent runner and the job queue. The API opens it in its lifespan, with the reaper of jobs
+whose worker died; the worker opens the `Backends` part (it runs jobs, it does not
+enqueue them)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from .db.session import Database, open_database
 from .principal import Authenticator
 from .security import build_authenticator
 from .services.job_store import build_job_store
-from .services.jobs import JobQueue, JobStore, execute_job
+from .services.jobs import JobQueue, JobStore, execute_job, reap_stale_jobs
 from .services.queue import build_job_queue
 
 
@@ -74,6 +76,7 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     async with open_backends(settings) as backends:
         queue = await build_job_queue(settings, backends=backends, execute=backends.execute)
+        reaper = asyncio.create_task(reap_stale_jobs(backends.jobs, settings))
         try:
             yield Resources(
                 settings=settings,
@@ -85,4 +88,5 @@ async def open_resources(
                 queue=queue,
             )
         finally:
+            reaper.cancel()
             await queue.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
@@ -59,6 +60,13 @@ class MongoJobStore:
             return_document=ReturnDocument.AFTER,
         )
         return to_record(document) if document is not None else None
+
+    async def fail_stale(self, *, leased_before: datetime, error: str) -> int:
+        result = await self.collection.update_many(
+            {"status": JobStatus.RUNNING.value, "heartbeat_at": {"$lt": leased_before}},
+            {"$set": {"status": JobStatus.FAILED.value, "error": error, "finished_at": utcnow()}},
+        )
+        return result.modified_count
 
 
 def build_job_store(

@@ -40,3 +40,5 @@ class AgentJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The running job's lease, renewed by its worker; the reaper fails it once expired.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..hooks import JobChanged, load_hooks
@@ -84,6 +85,23 @@ class SqlJobStore:
             for hook in self.on_change:
                 await hook(session, record)
             return record
+
+    async def fail_stale(self, *, leased_before: datetime, error: str) -> int:
+        # Jobs started before their lease was recorded fall back to their start time.
+        lease = func.coalesce(AgentJob.heartbeat_at, AgentJob.started_at)
+        statement = (
+            update(AgentJob)
+            .where(AgentJob.status == JobStatus.RUNNING.value, lease < leased_before)
+            .values(status=JobStatus.FAILED.value, error=error, finished_at=utcnow())
+            .returning(AgentJob)
+        )
+        async with self.sessions.begin() as session:
+            rows = (await session.scalars(statement)).all()
+            for row in rows:
+                record = to_record(row)
+                for hook in self.on_change:
+                    await hook(session, record)
+            return len(rows)
 
 
 def build_job_store(settings: Settings, *, redis: Redis, database: Database | None) -> SqlJobStore:

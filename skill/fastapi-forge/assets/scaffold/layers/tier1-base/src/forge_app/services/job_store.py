@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from ..db.session import Database
 
 # KEYS[1] job key; ARGV[1] JSON list of allowed statuses; ARGV[2] JSON object of changes;
-# ARGV[3] TTL in seconds (0: none). Returns the updated hash, or nil.
+# ARGV[3] TTL in seconds (0: none); ARGV[4] if not empty: only when the lease (heartbeat_at,
+# an ISO timestamp in UTC, which sorts as text) is older. Returns the updated hash, or nil.
 UPDATE_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
@@ -28,6 +29,10 @@ for _, s in ipairs(cjson.decode(ARGV[1])) do
   if s == status then allowed = true end
 end
 if not allowed then return nil end
+if ARGV[4] ~= '' then
+  local lease = redis.call('HGET', KEYS[1], 'heartbeat_at')
+  if not lease or lease == '' or lease >= ARGV[4] then return nil end
+end
 for field, value in pairs(cjson.decode(ARGV[2])) do
   redis.call('HSET', KEYS[1], field, value)
 end
@@ -100,18 +105,36 @@ class RedisJobStore:
     async def update(
         self, job_id: str, *, when: Collection[JobStatus], **changes: Any
     ) -> JobRecord | None:
+        return await self._update(self.key(job_id), when, changes, leased_before="")
+
+    async def _update(
+        self, key: str, when: Collection[JobStatus], changes: dict[str, Any], leased_before: str
+    ) -> JobRecord | None:
         result = await self.update_script(
-            keys=[self.key(job_id)],
+            keys=[key],
             args=[
                 json.dumps([status.value for status in when]),
                 json.dumps(encode(changes)),
                 self.ttl_seconds,
+                leased_before,
             ],
         )
         if not result:
             return None
         pairs = iter(result)
         return decode(dict(zip(pairs, pairs, strict=True)))
+
+    async def fail_stale(self, *, leased_before: datetime, error: str) -> int:
+        # No index of running jobs: a SCAN over this app's job keys, each checked and
+        # changed atomically by the script (a lease renewed meanwhile is left alone).
+        changes = {"status": JobStatus.FAILED, "error": error, "finished_at": utcnow()}
+        count = 0
+        async for key in self.redis.scan_iter(match=f"{self.prefix}job:*", count=500):
+            failed = await self._update(
+                key, {JobStatus.RUNNING}, changes, leased_before=leased_before.isoformat()
+            )
+            count += failed is not None
+        return count
 
 
 def build_job_store(

@@ -3,6 +3,7 @@ every queue runs (`execute_job`), so ARQ, Celery and in-process jobs share a sta
 
     queued -> running -> completed | failed | cancelled
     queued -> cancelled          (cancelled before a worker picked it up)
+    running -> failed            (its lease expired: the worker died; never re-run)
 
 Every transition is a conditional update ("only if the status is still X"), so a worker
 finishing and a client cancelling at the same moment cannot both win.
@@ -11,10 +12,11 @@ finishing and a client cancelling at the same moment cannot both win.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Collection
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -37,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 # Progress is written at most this often; a chatty agent must not flood the store.
 PROGRESS_WRITE_SECONDS = 0.5
+INTERRUPTED = "interrupted: the worker stopped"
 
 
 def utcnow() -> datetime:
@@ -49,6 +52,8 @@ class JobRecord(JobView):
     owner: str
     prompt: str
     model: str | None = None
+    # The lease: renewed while a worker runs the job (`heartbeat`).
+    heartbeat_at: datetime | None = None
 
     def view(self) -> JobView:
         return JobView.model_validate(self.model_dump(include=set(JobView.model_fields)))
@@ -64,7 +69,11 @@ class JobStore(Protocol):
     ) -> JobRecord | None:
         """Apply `changes` only if the job's status is in `when`; None when it is not
         (or the job does not exist). Keys: status, progress, result, error, usage,
-        cancel_requested, started_at, finished_at."""
+        cancel_requested, started_at, finished_at, heartbeat_at."""
+        ...
+
+    async def fail_stale(self, *, leased_before: datetime, error: str) -> int:
+        """Fail the running jobs whose lease is older than `leased_before`; their count."""
         ...
 
 
@@ -127,12 +136,35 @@ async def execute_job(
     """Run one job to a terminal state. Returns that state, or None if the job was not
     startable (cancelled while queued, or unknown)."""
     bound = log.bind(job_id=job_id)
+    now = utcnow()
     job = await store.update(
-        job_id, when={JobStatus.QUEUED}, status=JobStatus.RUNNING, started_at=utcnow()
+        job_id, when={JobStatus.QUEUED}, status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
     if job is None:
         bound.info("job_not_started")
         return None
+    # The lease: while it is renewed, no reaper takes this job for one of a dead worker.
+    lease = asyncio.create_task(heartbeat(store, job_id, settings))
+    try:
+        return await run_job(job, store=store, runner=runner, settings=settings)
+    finally:
+        lease.cancel()
+    # --8<-- [end:execute]
+
+
+async def heartbeat(store: JobStore, job_id: str, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.job_heartbeat_seconds)
+        with contextlib.suppress(Exception):  # a store hiccup: the next beat retries
+            if await store.update(job_id, when={JobStatus.RUNNING}, heartbeat_at=utcnow()) is None:
+                return  # finished, or failed by a reaper after a stall
+
+
+async def run_job(
+    job: JobRecord, *, store: JobStore, runner: AgentRunner, settings: Settings
+) -> JobStatus | None:
+    job_id = str(job.job_id)
+    bound = log.bind(job_id=job_id)
     tap = ProgressTap(runner, store, job_id)
     request = AgentRequest(prompt=job.prompt, model=job.model, metadata={"job_id": job_id})
     changes: dict[str, Any]
@@ -155,7 +187,7 @@ async def execute_job(
         if current is not None and current.cancel_requested:
             await finish(store, job_id, tap, {"status": JobStatus.CANCELLED}, "cancelled")
         else:
-            interrupted = {"status": JobStatus.FAILED, "error": "interrupted: the worker stopped"}
+            interrupted = {"status": JobStatus.FAILED, "error": INTERRUPTED}
             await finish(store, job_id, tap, interrupted, "interrupted")
         raise
     except Exception:
@@ -166,7 +198,20 @@ async def execute_job(
         changes = {"status": JobStatus.COMPLETED, "result": result.text, "progress": 1.0}
         outcome = "completed"
     return await finish(store, job_id, tap, changes, outcome)
-    # --8<-- [end:execute]
+
+
+async def reap_stale_jobs(store: JobStore, settings: Settings) -> None:
+    """Fails running jobs whose worker died (lease expired), every JOB_HEARTBEAT_SECONDS.
+    Every API process runs it; the conditional update makes concurrent reapers harmless."""
+    while True:
+        leased_before = utcnow() - timedelta(seconds=settings.job_lease_seconds)
+        try:
+            if count := await store.fail_stale(leased_before=leased_before, error=INTERRUPTED):
+                AGENT_RUNS.labels(mode="job", outcome="interrupted").inc(count)
+                log.warning("jobs_reaped", count=count)
+        except Exception:
+            log.warning("job_reaper_failed", exc_info=True)
+        await asyncio.sleep(settings.job_heartbeat_seconds)
 
 
 async def finish(
