@@ -181,14 +181,9 @@ async def run_job(
         changes = {"status": JobStatus.FAILED, "error": str(exc)[:500]}
         outcome = "failed"
     except asyncio.CancelledError:
-        # A client's cancel sets cancel_requested first; anything else that cancels the
-        # task (a worker shutting down) is an interruption, reported as a failure.
-        current = await store.get(job_id)
-        if current is not None and current.cancel_requested:
-            await finish(store, job_id, tap, {"status": JobStatus.CANCELLED}, "cancelled")
-        else:
-            interrupted = {"status": JobStatus.FAILED, "error": INTERRUPTED}
-            await finish(store, job_id, tap, interrupted, "interrupted")
+        # Shielded: the canceller may cancel again while this runs (ARQ repeats an abort
+        # until the task ends), and the outcome must still be recorded.
+        await asyncio.shield(record_stop(store, job_id, tap))
         raise
     except Exception:
         bound.exception("job_crashed")
@@ -212,6 +207,17 @@ async def reap_stale_jobs(store: JobStore, settings: Settings) -> None:
         except Exception:
             log.warning("job_reaper_failed", exc_info=True)
         await asyncio.sleep(settings.job_heartbeat_seconds)
+
+
+async def record_stop(store: JobStore, job_id: str, tap: ProgressTap) -> None:
+    # A client's cancel sets cancel_requested first; anything else that cancels the task
+    # (a worker shutting down) is an interruption, reported as a failure.
+    current = await store.get(job_id)
+    if current is not None and current.cancel_requested:
+        await finish(store, job_id, tap, {"status": JobStatus.CANCELLED}, "cancelled")
+    else:
+        interrupted = {"status": JobStatus.FAILED, "error": INTERRUPTED}
+        await finish(store, job_id, tap, interrupted, "interrupted")
 
 
 async def finish(
