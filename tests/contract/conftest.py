@@ -13,6 +13,7 @@ contract.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ FAKE_DELAY = 0.02
 # Long enough for every run of the suite (the longest, LONG_PROMPT, is ~6 s but always
 # cancelled first); the timed-out runs take 1500 words (~30 s).
 AGENT_TIMEOUT = 5
+# Besides the configured model (the targets' default), the one a client may choose.
+OTHER_MODEL = "other-model"
 TARGETS = ("project", "single_api", "agent_routes")
 
 
@@ -105,6 +108,7 @@ def common_env(project: Path, redis_url: str, **extra: str) -> dict[str, str]:
         RATE_LIMIT_WINDOW_SECONDS="60",
         AGENT_MAX_CONCURRENT_RUNS="1",
         AGENT_TIMEOUT_SECONDS=str(AGENT_TIMEOUT),
+        AGENT_ALLOWED_MODELS=json.dumps([OTHER_MODEL]),
         TICKET_TTL_SECONDS="2",
         ENVIRONMENT="prod",
         LOG_JSON="true",

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from .conftest import RATE_LIMIT, SECRET, TOKENS, Target
+from .conftest import OTHER_MODEL, RATE_LIMIT, SECRET, TOKENS, Target
 
 pytestmark = pytest.mark.e2e
 
@@ -170,6 +170,31 @@ def test_websocket_run_ping_cancel(target: Target) -> None:
         ws.send(json.dumps({"type": "cancel"}))
         while (message := receive(ws))["type"] != "cancelled":
             assert message["type"] in {"tool_result", "text"}, message
+
+
+def test_models_outside_the_allow_list_are_refused(target: Target) -> None:
+    with target.client(headers=target.auth()) as client:
+        chosen = client.post("/agents/run", json={**RUN, "model": OTHER_MODEL})
+        assert chosen.status_code == 200, chosen.text
+        assert chosen.json()["usage"][0]["model"] == OTHER_MODEL
+        unlisted = {**RUN, "model": "unlisted-model"}
+        refused = [
+            client.post("/agents/run", json=unlisted),
+            client.post("/agents/run/async", json=unlisted),
+            client.get("/agents/run/stream", params=unlisted),
+        ]
+    for response in refused:
+        error = assert_envelope(response, 422, "model_not_allowed")
+        assert "unlisted-model" in error["message"]
+    with ws_connect(
+        f"{target.ws_url}/agents/ws", additional_headers=target.auth()
+    ) as ws:
+        assert receive(ws) == {"type": "ready"}
+        ws.send(json.dumps({"type": "run", **unlisted}))
+        message = receive(ws)
+        assert message["type"] == "error", message
+        assert "unlisted-model" in message["text"]
+        assert run_over(ws, "still open")[-1] == {"type": "done"}
 
 
 # --- one event contract: the same shapes from every target --------------------------------
@@ -377,6 +402,68 @@ def test_running_job_is_cancelled(target: Target) -> None:
         # The fake agent needs ~6 s more: it was really stopped.
         assert time.monotonic() - started < 5
         assert_envelope(client.delete(f"/agents/jobs/{job_id}"), 409, "job_finished")
+
+
+def test_a_cancel_racing_the_claim_has_one_outcome(target: Target) -> None:
+    """DELETE right behind the submit, while a worker may be claiming the job: each job
+    ends either cancelled (no result) or, if it finished first, completed; never a job
+    recorded cancelled that the agent then finishes, or the reverse."""
+    prompt = " ".join(["race"] * 10)  # ~0.2 s of fake agent output
+    with target.client(headers=target.auth()) as client:
+        jobs = []
+        for _ in range(8):
+            job_id = submit(client, prompt)
+            cancel = client.delete(f"/agents/jobs/{job_id}")
+            assert cancel.status_code in (202, 409), cancel.text
+            jobs.append(job_id)
+        ended = [wait_for_job(client, job_id, TERMINAL) for job_id in jobs]
+        time.sleep(1)  # any run still going would move its job meanwhile
+        for job in ended:
+            assert job["status"] in {"cancelled", "completed"}, job
+            expected = None if job["status"] == "cancelled" else f"You said: {prompt}"
+            assert job["result"] == expected, job
+            again = client.get(f"/agents/jobs/{job['job_id']}").json()
+            assert (again["status"], again["progress"]) == (
+                job["status"],
+                job["progress"],
+            )
+
+
+def test_idempotency_key_gives_one_job_per_caller_and_key(target: Target) -> None:
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {"prompt": "submitted once"}
+    with target.client(headers=target.auth()) as client:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            sent = list(
+                pool.map(
+                    lambda _: client.post("/agents/run/async", json=body, headers=key),
+                    range(4),
+                )
+            )
+        assert [r.status_code for r in sent] == [202] * 4, [r.text for r in sent]
+        assert len({r.json()["job_id"] for r in sent}) == 1, [r.json() for r in sent]
+        job_id = sent[0].json()["job_id"]
+        assert sorted(r.headers.get("idempotent-replayed", "") for r in sent) == [
+            "",
+            "true",
+            "true",
+            "true",
+        ]
+        assert {r.headers["location"] for r in sent} == {f"/agents/jobs/{job_id}"}
+        wait_for_job(client, job_id, TERMINAL)
+        later = client.post("/agents/run/async", json=body, headers=key)
+        assert later.status_code == 202, later.text
+        assert later.json()["job_id"] == job_id
+        assert later.json()["status"] == "completed"
+        reused = client.post(
+            "/agents/run/async", json={"prompt": "another prompt"}, headers=key
+        )
+        assert_envelope(reused, 422, "idempotency_key_reused")
+    with target.client(headers=target.auth()) as stranger:
+        theirs = stranger.post("/agents/run/async", json=body, headers=key)
+        assert theirs.status_code == 202, theirs.text
+        assert theirs.json()["job_id"] != job_id
+        assert "idempotent-replayed" not in theirs.headers
 
 
 # --- rate limit and concurrency cap -----------------------------------------------------------

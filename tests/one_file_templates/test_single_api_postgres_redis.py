@@ -64,6 +64,7 @@ def server(
         "RATE_LIMIT_REQUESTS": str(RATE_LIMIT),
         "RATE_LIMIT_WINDOW_SECONDS": "60",
         "JOB_POLL_SECONDS": "0.2",
+        "AGENT_ALLOWED_MODELS": '["pg-model"]',
     }
     server = start_template("single_api", cwd=workdir, env=env, workers=2)
     yield server

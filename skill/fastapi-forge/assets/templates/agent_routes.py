@@ -46,6 +46,7 @@ from fastapi import (
     APIRouter,
     Depends,
     FastAPI,
+    Header,
     Query,
     Request,
     Response,
@@ -87,6 +88,9 @@ class AgentSettings(BaseSettings):
     worker_concurrency: int = Field(default=10, ge=1)  # jobs at once per process
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # else 413
+    idempotency_key_ttl_seconds: int = Field(default=86_400, ge=60)
+    # Models a request may choose (JSON list); without `model` the runner's default.
+    agent_allowed_models: list[str] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- runner
@@ -555,6 +559,25 @@ router = APIRouter(
     route_class=EnvelopeRoute,
     dependencies=[Depends(rate_limit)],
 )
+
+
+def check_model(api: AgentAPI, model: str | None) -> None:
+    if model is not None and model not in api.settings.agent_allowed_models:
+        raise AgentAPIError(
+            422,
+            "model_not_allowed",
+            f"model {model!r} is not allowed; omit `model` for the default",
+        )
+
+
+async def allowed_model(
+    request: Request, model: Annotated[ModelName | None, Query()] = None
+) -> str | None:
+    # SSE's `?model=`, checked before the stream starts: once it has, a 422 is too late.
+    check_model(agent_api(request), model)
+    return model
+
+
 run_router = APIRouter(prefix="/agents", tags=["agents"], route_class=EnvelopeRoute)
 
 
@@ -570,6 +593,7 @@ async def create_ticket(request: Request, caller: CallerDep) -> TicketResponse:
 @run_router.post("/run", dependencies=[Depends(rate_limit)])
 async def run_agent(request: Request, body: RunRequest, _: CallerDep) -> RunResponse:
     api = agent_api(request)
+    check_model(api, body.model)
     started = time.perf_counter()
     try:
         output, usage, calls = await run_with_deadline(
@@ -598,7 +622,7 @@ async def stream_agent(
     request: Request,
     prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
     _: CallerDep,  # Authorization: Bearer, or ?ticket= (browsers' EventSource)
-    model: Annotated[ModelName | None, Query()] = None,
+    model: Annotated[str | None, Depends(allowed_model)],
 ) -> AsyncIterator[ServerSentEvent]:
     """SSE: one event per chunk (tool_call, tool_result, text, usage), then `done`, or
     `error` on an agent error or AGENT_TIMEOUT_SECONDS. FastAPI sends `: ping` after
@@ -731,11 +755,59 @@ async def watch_cancel_flags(api: AgentAPI) -> None:
                     task.cancel()
 
 
+def idempotency_name(api: AgentAPI, caller: str, key: str) -> str:
+    digest = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+    return api.key("idempotency", digest)
+
+
+async def claim_idempotency_key(
+    api: AgentAPI, caller: str, key: str, fingerprint: str
+) -> str | None:
+    """None: the key is this request's. Otherwise the job id of the earlier request
+    with this key and body (a concurrent duplicate waits for it). Per caller."""
+    name = idempotency_name(api, caller, key)
+    pending = json.dumps({"fingerprint": fingerprint, "job_id": ""})
+    deadline = time.monotonic() + 10
+    while True:
+        # Held briefly until the job exists; a request that died frees it in 60 s.
+        if await api.redis.set(name, pending, nx=True, ex=60):
+            return None
+        raw = await api.redis.get(name)
+        earlier = json.loads(raw) if raw else None
+        if earlier is not None and earlier["fingerprint"] != fingerprint:
+            raise AgentAPIError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request body",
+            )
+        if earlier is not None and earlier["job_id"]:
+            return str(earlier["job_id"])
+        if time.monotonic() > deadline:
+            raise AgentAPIError(
+                409, "idempotency_key_in_use", "this Idempotency-Key is in use; retry"
+            )
+        await asyncio.sleep(0.05)
+
+
 @router.post("/run/async", status_code=status.HTTP_202_ACCEPTED)
 async def run_agent_async(
-    request: Request, body: RunRequest, caller: CallerDep, response: Response
+    request: Request,
+    body: RunRequest,
+    caller: CallerDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> JobView:
+    """202: a job. `Idempotency-Key`: the same key and body return the first job (header
+    Idempotent-Replayed: true); another body with it is 422 idempotency_key_reused."""
     api = agent_api(request)
+    check_model(api, body.model)
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    if idempotency_key is not None:
+        earlier = await claim_idempotency_key(api, caller, idempotency_key, fingerprint)
+        if earlier is not None:
+            response.headers["Location"] = f"/agents/jobs/{earlier}"
+            response.headers["Idempotent-Replayed"] = "true"
+            return job_view(await owned_job(api, uuid.UUID(earlier), caller))
     job_id = str(uuid.uuid4())
     job = {"job_id": job_id, "status": "queued", "progress": "0.0", "created_at": now()}
     key = api.key("job", job_id)
@@ -743,6 +815,13 @@ async def run_agent_async(
         key, mapping={**job, "owner": caller, "cancel_requested": "false"}
     )
     await api.redis.expire(key, api.settings.job_ttl_seconds)
+    if idempotency_key is not None:
+        bound = json.dumps({"fingerprint": fingerprint, "job_id": job_id})
+        await api.redis.set(
+            idempotency_name(api, caller, idempotency_key),
+            bound,
+            ex=api.settings.idempotency_key_ttl_seconds,
+        )
     task = asyncio.create_task(execute_job(api, job_id, body))
     api.tasks[job_id] = task
     task.add_done_callback(lambda _: api.tasks.pop(job_id, None))
@@ -872,6 +951,11 @@ async def agent_websocket(websocket: WebSocket) -> None:
             elif kind == "run" and busy:
                 await send({"type": "error", "text": "a run is already in progress"})
             elif kind == "run":
+                try:
+                    check_model(api, parsed.model)
+                except AgentAPIError as refused:
+                    await send({"type": "error", "text": refused.message})
+                    continue
                 run = asyncio.create_task(run_one(parsed))
     except WebSocketDisconnect:
         pass

@@ -78,6 +78,7 @@ from fastapi import (
     APIRouter,
     Depends,
     FastAPI,
+    Header,
     Query,
     Request,
     WebSocket,
@@ -126,6 +127,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -170,6 +172,8 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     agent_model: str = "fake-model"
+    # Models a request may choose besides AGENT_MODEL (JSON list); others get 422.
+    agent_allowed_models: list[str] = []
     agent_timeout_seconds: float = Field(default=300.0, gt=0)
     agent_max_concurrent_runs: int = Field(default=16, ge=1)
     # Jobs run at once in one process (the project's ARQ worker setting).
@@ -757,6 +761,17 @@ agent_jobs = Table(
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
     Index("ix_agent_jobs_status_heartbeat", "status", "heartbeat_at"),
 )
+# Idempotency-Key of POST /agents/run/async, per caller: written in the job's own
+# transaction, so a key and its job exist together or not at all (as Tier 3's orders).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata_obj,
+    Column("owner", String(255), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("job_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 _SCHEMA_LOCK_KEY = 0x466F726765  # pg advisory lock: workers start together
 
 
@@ -807,7 +822,8 @@ async def create_schema(engine: AsyncEngine) -> None:
             await conn.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
             )
-        await conn.execute(CreateTable(agent_jobs, if_not_exists=True))
+        for table in (agent_jobs, idempotency_keys):
+            await conn.execute(CreateTable(table, if_not_exists=True))
         for index in agent_jobs.indexes:
             await conn.execute(CreateIndex(index, if_not_exists=True))
 
@@ -833,7 +849,16 @@ class JobStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create(self, owner: str, prompt: str, model: str | None) -> JobOut:
+    async def create(
+        self,
+        owner: str,
+        prompt: str,
+        model: str | None,
+        idempotency: tuple[str, str] | None = None,
+    ) -> tuple[JobOut, bool]:
+        """The new job, or with `idempotency` (key, request fingerprint) the job of an
+        earlier request with that key and body: (job, True). A concurrent duplicate
+        waits on the key's primary key until the first transaction ends."""
         now = utcnow()
         row = {
             "id": str(uuid.uuid4()),
@@ -851,9 +876,42 @@ class JobStore:
             "finished_at": None,
             "heartbeat_at": now,
         }
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(agent_jobs).values(**row))
-        return job_out(row)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(agent_jobs).values(**row))
+                if idempotency is not None:
+                    key, fingerprint = idempotency
+                    await conn.execute(
+                        insert(idempotency_keys).values(
+                            owner=owner,
+                            key=key,
+                            fingerprint=fingerprint,
+                            job_id=row["id"],
+                            created_at=now,
+                        )
+                    )
+        except IntegrityError:
+            if idempotency is None:
+                raise
+            return await self._earlier(owner, *idempotency), True
+        return job_out(row), False
+
+    async def _earlier(self, owner: str, key: str, fingerprint: str) -> JobOut:
+        query = select(idempotency_keys).where(
+            idempotency_keys.c.owner == owner, idempotency_keys.c.key == key
+        )
+        async with self.engine.connect() as conn:
+            earlier = (await conn.execute(query)).mappings().one()
+        if earlier["fingerprint"] != fingerprint:
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request body",
+            )
+        job = await self.get(uuid.UUID(earlier["job_id"]), owner)
+        if job is None:
+            raise ApiError(404, "job_not_found", "no such job")
+        return job
 
     async def get(self, job_id: uuid.UUID, owner: str) -> JobOut | None:
         query = select(agent_jobs).where(
@@ -1055,6 +1113,19 @@ class Services:
             await conn.execute(text("SELECT 1"))
 
 
+def check_model(settings: Settings, model: str | None) -> None:
+    """None is AGENT_MODEL; any other model must be listed in AGENT_ALLOWED_MODELS."""
+    if model is not None and model not in {
+        settings.agent_model,
+        *settings.agent_allowed_models,
+    }:
+        raise ApiError(
+            422,
+            "model_not_allowed",
+            f"model {model!r} is not allowed; omit `model` for the default",
+        )
+
+
 async def run_agent(
     runner: AgentRunner,
     request: AgentRequest,
@@ -1159,15 +1230,26 @@ class JobManager:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelled_by_client: set[str] = set()
 
-    async def submit(self, owner: str, body: RunRequest) -> JobOut:
-        """Store the job, then start it: the answer is the job as queued."""
-        job = await self.store.create(owner, body.prompt, body.model)
+    async def submit(
+        self, owner: str, body: RunRequest, idempotency_key: str | None = None
+    ) -> tuple[JobOut, bool]:
+        """Store the job, then start it: the answer is the job as queued. With an
+        Idempotency-Key already used with this body: that job, (job, True)."""
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        idempotency = (
+            None if idempotency_key is None else (idempotency_key, fingerprint)
+        )
+        job, replayed = await self.store.create(
+            owner, body.prompt, body.model, idempotency
+        )
+        if replayed:
+            return job, True
         job_id = str(job.job_id)
         request = AgentRequest(body.prompt, body.session_id, body.model, body.metadata)
         task = asyncio.create_task(self._execute(job_id, request))
         self.tasks[job_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
-        return job
+        return job, False
 
     async def cancel(self, job_id: str) -> bool:
         """False if the job had already finished."""
@@ -1465,6 +1547,7 @@ TIMEOUT_EVENT = {
 @runs_router.post("/run", dependencies=limited)
 async def run(body: RunRequest, services: ServicesDep, _: PrincipalDep) -> RunResponse:
     """Run the agent and wait: 504 on timeout, 502 when the agent reports an error."""
+    check_model(services.settings, body.model)
     request = AgentRequest(body.prompt, body.session_id, body.model, body.metadata)
     limit = services.settings.agent_timeout_seconds
     started = time.perf_counter()
@@ -1487,11 +1570,20 @@ async def run(body: RunRequest, services: ServicesDep, _: PrincipalDep) -> RunRe
 
 @agents_router.post("/run/async", status_code=202)
 async def run_async(
-    body: RunRequest, services: ServicesDep, principal: PrincipalDep, response: Response
+    body: RunRequest,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> JobOut:
-    """Start a background job; poll GET /agents/jobs/{id} (the Location header)."""
-    job = await services.jobs.submit(principal.subject, body)
+    """Start a background job; poll GET /agents/jobs/{id} (the Location header).
+    `Idempotency-Key`: the same key and body return the first job (header
+    Idempotent-Replayed: true); another body with it is 422 idempotency_key_reused."""
+    check_model(services.settings, body.model)
+    job, replayed = await services.jobs.submit(principal.subject, body, idempotency_key)
     response.headers["Location"] = f"/agents/jobs/{job.job_id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return job
 
 
@@ -1521,6 +1613,14 @@ async def cancel_job(
     return await _owned_job(services, job_id, principal.subject)
 
 
+async def allowed_query_model(
+    services: ServicesDep, model: Annotated[ModelName | None, Query()] = None
+) -> str | None:
+    # Checked before the stream starts: once it has, a refusal can no longer be a 422.
+    check_model(services.settings, model)
+    return model
+
+
 @runs_router.get(
     "/run/stream", response_class=EventSourceResponse, dependencies=limited
 )
@@ -1528,7 +1628,7 @@ async def run_stream(
     services: ServicesDep,
     _: PrincipalDep,
     prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
-    model: Annotated[ModelName | None, Query()] = None,
+    model: Annotated[str | None, Depends(allowed_query_model)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: `tool_call`, `tool_result`, `text`, `usage`, then `done` or
     `error`. FastAPI sends `: ping` after 15 s of silence. A client that leaves cancels
@@ -1649,6 +1749,11 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
             elif parsed is not None and busy:
                 await send({"type": "error", "text": "a run is already in progress"})
             elif parsed is not None:
+                try:
+                    check_model(settings, parsed.model)
+                except ApiError as refused:
+                    await send({"type": "error", "text": refused.message})
+                    continue
                 current = asyncio.create_task(run_one(parsed))
     except WebSocketDisconnect:
         log.info("ws.client_disconnected")

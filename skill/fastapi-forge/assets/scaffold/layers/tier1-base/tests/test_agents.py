@@ -61,13 +61,28 @@ async def test_token_usage_is_exported_per_model(
     assert float(tokens.group(1)) >= 3 * 4
 
 
-async def test_run_uses_the_requested_model(
+async def test_run_uses_the_requested_model_if_allowed(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    async with app_client(make_settings(agent_allowed_models=["other-model"])) as client:
+        response = await client.post(
+            "/agents/run", json={"prompt": "hi", "model": "other-model"}, headers=headers
+        )
+    assert response.json()["usage"][0]["model"] == "other-model"
+
+
+async def test_only_the_configured_model_is_allowed_by_default(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    response = await client.post(
+    configured = await client.post(
+        "/agents/run", json={"prompt": "hi", "model": "fake-model"}, headers=headers
+    )
+    assert configured.status_code == 200, configured.text
+    other = await client.post(
         "/agents/run", json={"prompt": "hi", "model": "other-model"}, headers=headers
     )
-    assert response.json()["usage"][0]["model"] == "other-model"
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "model_not_allowed"
 
 
 async def test_run_rejects_unknown_fields(

@@ -60,11 +60,20 @@ class Settings(AuthSettings, DatabaseSettings, BaseSettings):
     # On SIGTERM the ARQ worker takes no new job and lets running ones finish for up to
     # this long, then stops them (failed, "interrupted"); below the deploy's grace period.
     worker_shutdown_wait_seconds: int = Field(default=45, ge=0)
+    # A running job renews its lease this often; one whose lease is older than
+    # JOB_LEASE_SECONDS lost its worker (killed, OOM, node gone) and is failed as interrupted.
+    job_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    # How long POST /agents/run/async remembers an Idempotency-Key (per caller).
+    idempotency_key_ttl_seconds: int = Field(default=86_400, ge=60)
     # How long DELETE /agents/jobs/{id} waits for a running job to stop before answering 202.
     cancel_wait_seconds: float = Field(default=2.0, ge=0)
 
     agent_runner: Literal["fake", "sdk"] = "fake"
     agent_model: str = "fake-model"
+    # Models a request may choose (`model`) besides AGENT_MODEL, a JSON list: any other is
+    # refused (422 model_not_allowed), so callers cannot pick a pricier model.
+    agent_allowed_models: list[str] = Field(default_factory=list)
     agent_api_key: SecretStr | None = None
     agent_base_url: str | None = None
     agent_timeout_seconds: float = Field(default=300.0, gt=0)

@@ -14,13 +14,23 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    Query,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+    status,
+)
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from ..agents.base import AgentChunk, AgentRequest
 from ..dependencies import PrincipalDep, ResourcesDep
+from ..errors import AppError
 from ..metrics import AGENT_RUNS
 from ..middleware.rate_limit import RATE_LIMITER
 from ..models.schemas import (
@@ -38,6 +48,7 @@ from ..models.schemas import (
     ws_client_message,
 )
 from ..services.agent_service import AgentService, AgentServiceDep
+from ..services.idempotency import REPLAYED_HEADER
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 run_router = APIRouter(prefix="/agents", tags=["agents"])
@@ -75,14 +86,44 @@ async def run_agent(body: RunRequest, service: AgentServiceDep, _: PrincipalDep)
     # --8<-- [end:run]
 
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        description=(
+            "A unique value per job the client means to start (a UUID). Retrying with the "
+            "same key and body returns the first job (header Idempotent-Replayed: true) "
+            "instead of paying for another run; the same key with another body is refused "
+            "with 422 idempotency_key_reused. Keys are per caller and kept for "
+            "IDEMPOTENCY_KEY_TTL_SECONDS (a day by default)."
+        ),
+    ),
+]
+
+
 @router.post("/run/async", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def run_agent_async(
-    body: RunRequest, service: AgentServiceDep, principal: PrincipalDep, response: Response
+    body: RunRequest,
+    service: AgentServiceDep,
+    principal: PrincipalDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobView:
     """Queue the run as a job; poll `GET /agents/jobs/{job_id}` (the Location header)."""
-    job = await service.submit(principal, body)
+    job, replayed = await service.submit(principal, body, idempotency_key)
     response.headers["Location"] = f"{router.prefix}/jobs/{job.job_id}"
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return job.view()
+
+
+async def allowed_model(
+    service: AgentServiceDep, model: Annotated[ModelName | None, Query()] = None
+) -> str | None:
+    # Checked before the stream starts: once it has, a refusal can no longer be a 422.
+    service.check_model(model)
+    return model
 
 
 # --8<-- [start:stream]
@@ -91,7 +132,7 @@ async def stream_agent(
     prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
     service: AgentServiceDep,
     _: PrincipalDep,
-    model: Annotated[ModelName | None, Query()] = None,
+    model: Annotated[str | None, Depends(allowed_model)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: one `event:` per chunk type (text, tool_call, tool_result,
     usage), then `done` or `error`. FastAPI sends a `: ping` comment whenever nothing was
@@ -234,6 +275,11 @@ class WsSession:
             elif self.run_task is not None and not self.run_task.done():
                 await self.send({"type": "error", "text": "a run is already in progress"})
             else:
+                try:
+                    self.service.check_model(message.model)
+                except AppError as refused:
+                    await self.send({"type": "error", "text": refused.message})
+                    continue
                 self.run_task = asyncio.create_task(self.run(message))
 
 

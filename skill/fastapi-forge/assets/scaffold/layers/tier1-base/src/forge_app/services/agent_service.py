@@ -18,6 +18,7 @@ from ..dependencies import ResourcesDep
 from ..errors import AppError
 from ..metrics import AGENT_RUNS, record_usage
 from ..models.schemas import JobStatus, RunRequest, RunResponse, UsageView
+from .idempotency import IdempotencyKeys, fingerprint
 from .jobs import JobRecord, utcnow
 
 if TYPE_CHECKING:
@@ -38,7 +39,18 @@ class AgentService:
         self.resources = resources
         self.settings = resources.settings
 
+    def check_model(self, model: str | None) -> None:
+        """None is AGENT_MODEL; any other model must be listed in AGENT_ALLOWED_MODELS."""
+        allowed = {self.settings.agent_model, *self.settings.agent_allowed_models}
+        if model is not None and model not in allowed:
+            raise AppError(
+                422,
+                "model_not_allowed",
+                f"model {model!r} is not allowed; omit `model` for the default",
+            )
+
     async def run(self, body: RunRequest) -> RunResponse:
+        self.check_model(body.model)
         request = AgentRequest(
             prompt=body.prompt, model=body.model, session_id=body.session_id, metadata=body.metadata
         )
@@ -110,7 +122,33 @@ class AgentService:
                 await aclose()
                 # --8<-- [end:deadline]
 
-    async def submit(self, principal: Principal, body: RunRequest) -> JobRecord:
+    async def submit(
+        self, principal: Principal, body: RunRequest, idempotency_key: str | None = None
+    ) -> tuple[JobRecord, bool]:
+        """The job, and whether it is an earlier submit's (same Idempotency-Key and body)."""
+        self.check_model(body.model)
+        if idempotency_key is None:
+            return await self.enqueue(principal, body), False
+        keys = IdempotencyKeys(
+            self.resources.redis,
+            prefix=self.settings.redis_key_prefix,
+            ttl_seconds=self.settings.idempotency_key_ttl_seconds,
+        )
+        request_fingerprint = fingerprint(body)
+        owner = principal.subject
+        earlier = await keys.claim(owner, idempotency_key, request_fingerprint)
+        if earlier is not None:
+            return await self.get_job(principal, uuid.UUID(earlier)), True
+        try:
+            job = await self.enqueue(principal, body)
+        except BaseException:
+            # Nothing runs for this key: a retry with it may submit again.
+            await keys.release(owner, idempotency_key)
+            raise
+        await keys.bind(owner, idempotency_key, request_fingerprint, str(job.job_id))
+        return job, False
+
+    async def enqueue(self, principal: Principal, body: RunRequest) -> JobRecord:
         store = self.resources.jobs
         job = await store.create(owner=principal.subject, prompt=body.prompt, model=body.model)
         job_id = str(job.job_id)
