@@ -3,14 +3,22 @@ it imports on its own, and it leaves the host app's own error shape alone."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+import uuid
+from pathlib import Path
 
+import httpx
 import pytest
-from forge_testing import TEMPLATES
+from forge_testing import TEMPLATES, Server, start_uvicorn
 from forge_testing.tokens import JwtMinter
 
 SECRET = "host-secret-" + "z" * 32
+HOST_APP_DIR = Path(__file__).resolve().parents[1] / "contract"
+LEASE = 3.0
 
 
 def test_module_imports_standalone() -> None:
@@ -56,3 +64,72 @@ def test_the_host_keeps_its_error_shape(
     assert "detail" in own.json()  # FastAPI's default, untouched
     assert agents.status_code == 422
     assert agents.json()["error"]["code"] == "validation_error"
+
+
+def host_app(tmp_path: Path, redis_url: str, prefix: str) -> Server:
+    """The contract suite's host app (agent_routes.py mounted), one uvicorn process."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "JWT_"))},
+        "PYTHONPATH": f"{TEMPLATES}{os.pathsep}{HOST_APP_DIR}",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "JWT_SECRET": SECRET,
+        "JWT_AUDIENCE": "host",
+        "JWT_ISSUER": "host",
+        "FAKE_AGENT_DELAY_SECONDS": "0.1",
+        "JOB_HEARTBEAT_SECONDS": "0.5",
+        "JOB_LEASE_SECONDS": str(LEASE),
+    }
+    return start_uvicorn(
+        "host_app:create_app",
+        factory=True,
+        log_dir=tmp_path / "logs",
+        python=sys.executable,
+        cwd=HOST_APP_DIR,
+        env=env,
+        name="host-app",
+    )
+
+
+def test_a_killed_workers_job_is_failed_when_its_lease_expires(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Jobs run inside the worker that took them: one killed outright (SIGKILL, OOM)
+    records nothing, and its job must not stay `running` for ever. Another process fails
+    it once its lease is older than JOB_LEASE_SECONDS (never re-run: it spent tokens)."""
+    prefix = f"lease-{uuid.uuid4().hex[:8]}:"
+    auth = JwtMinter(SECRET, "host", "host", lifetime=600).bearer("ann")
+    first = host_app(tmp_path, redis_url, prefix)
+    try:
+        words = " ".join(["slow"] * 300)  # ~30 s of fake agent output
+        submitted = httpx.post(
+            f"{first.url}/agents/run/async", json={"prompt": words}, headers=auth
+        )
+        assert submitted.status_code == 202, submitted.text
+        job_url = f"/agents/jobs/{submitted.json()['job_id']}"
+        deadline = time.monotonic() + 15
+        while (
+            httpx.get(first.url + job_url, headers=auth).json()["status"] != "running"
+        ):
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        time.sleep(1)  # a few renewals of the lease
+        first.process.signal_group(signal.SIGKILL)
+        first.process.popen.wait(10)
+        killed = time.monotonic()
+    finally:
+        first.stop()
+    second = host_app(tmp_path, redis_url, prefix)
+    try:
+        deadline = time.monotonic() + LEASE + 20
+        while (job := httpx.get(second.url + job_url, headers=auth).json())[
+            "status"
+        ] == "running":
+            assert time.monotonic() < deadline, f"still running: {job}"
+            time.sleep(0.2)
+        took = time.monotonic() - killed
+    finally:
+        second.stop()
+    assert job["status"] == "failed", job
+    assert job["error"] == "interrupted: the worker stopped", job
+    assert took < LEASE + 20

@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
 
 import anyio
@@ -89,6 +89,10 @@ class AgentSettings(BaseSettings):
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # else 413
     idempotency_key_ttl_seconds: int = Field(default=86_400, ge=60)
+    # A worker renews its jobs' leases this often; a job whose lease is older than
+    # JOB_LEASE_SECONDS lost its worker (killed, OOM) and is failed as interrupted.
+    job_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
     # Models a request may choose (JSON list); without `model` the runner's default.
     agent_allowed_models: list[str] = Field(default_factory=list)
 
@@ -651,13 +655,22 @@ async def stream_agent(
 # A Redis hash per job; every status change is conditional ("only if the status is still
 # X") in one Lua call, so a finishing run and a cancel cannot both win.
 
+# ARGV[3], if not empty: only when the lease (`heartbeat_at`, ISO UTC: it sorts as text)
+# is older.
 UPDATE_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
 if not string.find(ARGV[1], ',' .. status .. ',', 1, true) then return nil end
+if ARGV[3] ~= '' then
+  local lease = redis.call('HGET', KEYS[1], 'heartbeat_at')
+  if not lease or lease >= ARGV[3] then return nil end
+end
 for k, v in pairs(cjson.decode(ARGV[2])) do redis.call('HSET', KEYS[1], k, v) end
 return redis.call('HGETALL', KEYS[1])
 """
+
+
+INTERRUPTED = "interrupted: the worker stopped"
 
 
 def now() -> str:
@@ -665,7 +678,12 @@ def now() -> str:
 
 
 async def update_job(
-    api: AgentAPI, job_id: str, when: set[str], **changes: Any
+    api: AgentAPI,
+    job_id: str,
+    when: set[str],
+    *,
+    leased_before: str = "",
+    **changes: Any,
 ) -> dict[str, str] | None:
     encoded = {
         k: v if isinstance(v, str) else json.dumps(v) for k, v in changes.items()
@@ -676,12 +694,14 @@ async def update_job(
         api.key("job", job_id),
         f",{','.join(when)},",
         json.dumps(encoded),
+        leased_before,
     )
     return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None
 
 
 def job_view(raw: Mapping[str, str]) -> JobView:
-    data: dict[str, Any] = {k: v for k, v in raw.items() if v != "" and k != "owner"}
+    hidden = {"owner", "heartbeat_at"}
+    data: dict[str, Any] = {k: v for k, v in raw.items() if v != "" and k not in hidden}
     for name in ("progress", "usage", "cancel_requested"):
         if name in data:
             data[name] = json.loads(data[name])
@@ -733,7 +753,7 @@ async def run_job(api: AgentAPI, job_id: str, body: RunRequest) -> None:
         changes = (
             {"status": "cancelled"}
             if flag == "true"
-            else {"status": "failed", "error": "interrupted: the worker stopped"}
+            else {"status": "failed", "error": INTERRUPTED}
         )
     finally:
         usage_out = [asdict(u) for u in usage]
@@ -744,8 +764,11 @@ async def run_job(api: AgentAPI, job_id: str, body: RunRequest) -> None:
         )
 
 
-async def watch_cancel_flags(api: AgentAPI) -> None:
-    """Cancels this worker's running jobs whose cancel flag another worker set."""
+async def watch_jobs(api: AgentAPI) -> None:
+    """Cancels this worker's running jobs whose cancel flag another worker set; every
+    JOB_HEARTBEAT_SECONDS renews their leases and fails jobs whose lease expired (their
+    worker died: never re-run, they spent tokens)."""
+    next_beat = 0.0
     while True:
         await asyncio.sleep(0.2)
         for job_id, task in list(api.tasks.items()):
@@ -753,6 +776,27 @@ async def watch_cancel_flags(api: AgentAPI) -> None:
                 flag = await api.redis.hget(api.key("job", job_id), "cancel_requested")
                 if flag == "true":
                     task.cancel()
+        if time.monotonic() >= next_beat:
+            next_beat = time.monotonic() + api.settings.job_heartbeat_seconds
+            with contextlib.suppress(RedisError):
+                await renew_and_reap(api)
+
+
+async def renew_and_reap(api: AgentAPI) -> None:
+    for job_id in list(api.tasks):
+        await update_job(api, job_id, {"queued", "running"}, heartbeat_at=now())
+    cutoff = datetime.now(UTC) - timedelta(seconds=api.settings.job_lease_seconds)
+    prefix = api.key("job", "")
+    async for key in api.redis.scan_iter(match=f"{prefix}*", count=500):
+        await update_job(
+            api,
+            key.removeprefix(prefix),
+            {"queued", "running"},
+            leased_before=cutoff.isoformat(),
+            status="failed",
+            error=INTERRUPTED,
+            finished_at=now(),
+        )
 
 
 def idempotency_name(api: AgentAPI, caller: str, key: str) -> str:
@@ -811,8 +855,9 @@ async def run_agent_async(
     job_id = str(uuid.uuid4())
     job = {"job_id": job_id, "status": "queued", "progress": "0.0", "created_at": now()}
     key = api.key("job", job_id)
+    lease = {"heartbeat_at": job["created_at"]}
     await api.redis.hset(
-        key, mapping={**job, "owner": caller, "cancel_requested": "false"}
+        key, mapping={**job, **lease, "owner": caller, "cancel_requested": "false"}
     )
     await api.redis.expire(key, api.settings.job_ttl_seconds)
     if idempotency_key is not None:
@@ -1000,7 +1045,7 @@ def install_agent_routes(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(watch_cancel_flags(api))
+        watcher = asyncio.create_task(watch_jobs(api))
         try:
             yield
         finally:
