@@ -194,7 +194,7 @@ def test_models_outside_the_allow_list_are_refused(target: Target) -> None:
         message = receive(ws)
         assert message["type"] == "error", message
         assert "unlisted-model" in message["text"]
-        assert run_over(ws, "still open")[-1] == {"type": "done"}
+        assert run_over(ws, "still open")[-1]["type"] == "done"
 
 
 # --- one event contract: the same shapes from every target --------------------------------
