@@ -71,6 +71,7 @@ def host_app(tmp_path: Path, redis_url: str, prefix: str) -> Server:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "JWT_"))},
         "PYTHONPATH": f"{TEMPLATES}{os.pathsep}{HOST_APP_DIR}",
+        "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ in the skill's templates
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": prefix,
         "JWT_SECRET": SECRET,
