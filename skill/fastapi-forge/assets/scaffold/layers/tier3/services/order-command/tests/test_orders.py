@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -12,8 +12,18 @@ from forge_app_platform.tables import OutboxEvent
 
 from order_command.config import Settings
 from order_command.models import StoredEvent
+from order_command.relay import create_app as create_relay
 
 Auth = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+async def relay(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    application = create_relay(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            yield client
 
 
 async def place(client: httpx.AsyncClient, headers: dict[str, str], total: str = "10.00") -> str:

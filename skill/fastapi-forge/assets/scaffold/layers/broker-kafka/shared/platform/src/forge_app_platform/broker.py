@@ -60,7 +60,7 @@ class KafkaBroker:
     ) -> None:
         # Keyed by event id: a partition per key keeps one event's copies in order.
         await self.producer.send_and_wait(
-            topic,
+            self.settings.broker_prefix + topic,
             envelope.model_dump_json().encode(),
             key=str(envelope.event_id).encode(),
             headers=[(k, v.encode()) for k, v in (headers or {}).items()],
@@ -68,9 +68,9 @@ class KafkaBroker:
 
     async def consume(self, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            topic,
+            self.settings.broker_prefix + topic,
             bootstrap_servers=self.servers,
-            group_id=group,
+            group_id=self.settings.broker_prefix + group,
             client_id=self.settings.consumer_name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -118,7 +118,7 @@ class KafkaBroker:
     async def _dead_letter(self, topic: str, group: str, value: bytes, error: Exception) -> None:
         EVENTS_CONSUMED.labels(topic, group, "dead_lettered").inc()
         await self.producer.send_and_wait(
-            dead_letter_topic(topic),
+            self.settings.broker_prefix + dead_letter_topic(topic),
             value,
             headers=[("group", group.encode()), ("error", repr(error)[:1000].encode())],
         )

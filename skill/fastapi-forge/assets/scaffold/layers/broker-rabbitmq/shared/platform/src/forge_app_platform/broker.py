@@ -43,6 +43,8 @@ class RabbitMQBroker:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchange: AbstractRobustExchange | None = None
+        self.exchange_name = settings.broker_prefix + EXCHANGE
+        self.dead_letter_exchange = settings.broker_prefix + DEAD_LETTER_EXCHANGE
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.settings.broker_url)
@@ -50,10 +52,10 @@ class RabbitMQBroker:
             publisher_confirms=True, on_return_raises=True
         )
         self._exchange = await self._channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
         await self._channel.declare_exchange(
-            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            self.dead_letter_exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
 
     async def close(self) -> None:
@@ -87,14 +89,14 @@ class RabbitMQBroker:
             raise RuntimeError("broker not started")
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.settings.consumer_batch_size)
-        queue_name = f"{group}.{topic}"
-        exchange = await channel.get_exchange(EXCHANGE)
+        queue_name = f"{self.settings.broker_prefix}{group}.{topic}"
+        exchange = await channel.get_exchange(self.exchange_name)
         dead_letters = await channel.declare_queue(
             dead_letter_topic(queue_name),
             durable=True,
             arguments={"x-queue-type": "quorum"},
         )
-        await dead_letters.bind(DEAD_LETTER_EXCHANGE, routing_key=queue_name)
+        await dead_letters.bind(self.dead_letter_exchange, routing_key=queue_name)
         queue = await channel.declare_queue(
             queue_name,
             durable=True,
@@ -102,7 +104,7 @@ class RabbitMQBroker:
                 "x-queue-type": "quorum",
                 # Backstop for deliveries that never reach a handler (a crash loop).
                 "x-delivery-limit": self.settings.consumer_max_deliveries,
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-exchange": self.dead_letter_exchange,
                 "x-dead-letter-routing-key": queue_name,
             },
         )

@@ -55,7 +55,7 @@ class RedisStreamsBroker:
     ) -> None:
         extra = {k: v for k, v in (headers or {}).items() if k not in BODY_FIELDS}
         await self.redis.xadd(
-            topic,
+            self._stream(topic),
             {**extra, "event": envelope.model_dump_json(), "type": envelope.type},
             maxlen=STREAM_MAXLEN,
             approximate=True,
@@ -82,10 +82,13 @@ class RedisStreamsBroker:
                 await asyncio.sleep(1.0)
                 # --8<-- [end:consume]
 
+    def _stream(self, topic: str) -> str:
+        return self.settings.broker_prefix + topic
+
     async def _ensure_group(self, topic: str, group: str) -> None:
         try:
             # id="0": a new group also gets the events published before it existed.
-            await self.redis.xgroup_create(topic, group, id="0", mkstream=True)
+            await self.redis.xgroup_create(self._stream(topic), group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -94,7 +97,7 @@ class RedisStreamsBroker:
         response: Any = await self.redis.xreadgroup(
             group,
             self.settings.consumer_name,
-            {topic: cursor},
+            {self._stream(topic): cursor},
             count=self.settings.consumer_batch_size,
             block=block_ms,
         )
@@ -102,7 +105,7 @@ class RedisStreamsBroker:
 
     async def _claim_idle(self, topic: str, group: str) -> list[Entry]:
         response: Any = await self.redis.xautoclaim(
-            topic,
+            self._stream(topic),
             group,
             self.settings.consumer_name,
             min_idle_time=self.settings.consumer_claim_idle_ms,
@@ -115,7 +118,7 @@ class RedisStreamsBroker:
         self, topic: str, group: str, entries: list[Entry]
     ) -> dict[bytes, int]:
         pending: Any = await self.redis.xpending_range(
-            topic,
+            self._stream(topic),
             group,
             min=entries[0][0],
             max=entries[-1][0],
@@ -155,7 +158,7 @@ class RedisStreamsBroker:
         if done:
             # One XACK per batch. A crash before it redelivers the whole batch, which
             # the handlers' inbox turns into no-ops.
-            await self.redis.xack(topic, group, *done)
+            await self.redis.xack(self._stream(topic), group, *done)
 
     async def _dead_letter(
         self,
@@ -168,7 +171,7 @@ class RedisStreamsBroker:
         EVENTS_CONSUMED.labels(topic, group, "dead_lettered").inc()
         log.error("event entry %s of %s dead-lettered: %r", entry_id.decode(), topic, error)
         await self.redis.xadd(
-            dead_letter_topic(topic),
+            self._stream(dead_letter_topic(topic)),
             {
                 **fields,
                 b"source_id": entry_id,

@@ -21,6 +21,9 @@ class ServiceSettings(DatabaseSettings):
     service_name: str
     # redis://..., amqp://... or kafka://host:port (the scaffold picked one broker).
     broker_url: str = "redis://localhost:6379/0"
+    # Starts every stream, topic, queue and exchange name: systems, or test runs, sharing
+    # one broker each see only their own events.
+    broker_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     # Stable per replica (the pod name): a restarted consumer first finishes its own
     # pending deliveries.
     consumer_name: str = Field(default_factory=socket.gethostname)
