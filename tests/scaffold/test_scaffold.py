@@ -65,6 +65,38 @@ def test_tier_3_adds_the_cqrs_services_to_tier_2(tmp_path: Path) -> None:
     assert not any("forge" in path for path in listed)
 
 
+BROKER_SCHEMES = {"redis": "redis://", "rabbitmq": "amqp://", "kafka": "kafka://"}
+
+
+@pytest.mark.parametrize("broker", list(BROKER_SCHEMES))
+def test_readme_broker_url_follows_the_broker(broker: str, tmp_path: Path) -> None:
+    """A Tier 2 README once exported a redis:// BROKER_URL whatever --broker said (the
+    RabbitMQ system's tests then hung on a Redis URL)."""
+    out = tmp_path / "out"
+    result = scaffold("--tier", "2", "--name", "shop", "--broker", broker, "--out", out)
+    assert result.returncode == 0, result.stderr
+    readme = (out / "README.md").read_text()
+    urls = re.findall(r'^export BROKER_URL="\$\{BROKER_URL:-(.*?)\}"', readme, re.MULTILINE)
+    assert urls and all(url.startswith(BROKER_SCHEMES[broker]) for url in urls), urls
+
+
+def test_tier_3_readme_describes_tier_3(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert scaffold("--tier", "3", "--name", "shop", "--out", out).returncode == 0
+    readme = (out / "README.md").read_text()
+    assert "(Tier 3)" in readme and "(Tier 2)" not in readme
+    for app in (
+        "order_command.main:create_app",
+        "order_command.relay:create_app",
+        "order_query.main:create_app",
+        "order_query.projector:create_app",
+    ):
+        assert app in readme
+    for service in ("order-command", "order-query"):
+        assert f"(cd services/{service} && DATABASE_URL=" in readme
+        assert f'-e "services/{service}[dev]"' in readme
+
+
 def test_dry_run_lists_files_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "svc"
     result = run_scaffold("--name", "svc", "--out", out, "--dry-run")

@@ -218,15 +218,18 @@ def compose(
     options: Mapping[str, str],
     name: str,
     target: str = "",
+    project_tier: str | None = None,
 ) -> Composition:
-    """The layers of `tier` for project `name` placed at `target`, in mounting order."""
+    """The layers of `tier` for project `name` placed at `target`, in mounting order.
+    `project_tier`: the tier being generated when `tier` is one it extends; conditions
+    on `tier` see the project's (Tier 2's README, mounted in Tier 3, describes Tier 3)."""
     spec = manifest["tiers"][tier]
     template = manifest["template"]
     package = package_name(name)
     tokens: Tokens = ((template["package"], package), (template["project"], name))
-    context = {"tier": tier, **options}
+    context = {"tier": project_tier or tier, **options}
     comp = (
-        compose(manifest, spec["extends"], options, name, target)
+        compose(manifest, spec["extends"], options, name, target, context["tier"])
         if "extends" in spec
         else Composition()
     )
