@@ -362,3 +362,24 @@ def test_a_missing_variable_is_caught(projects: dict[str, DeploymentUnderCheck])
     no JWT_SECRET): the fixture checked a copy of Tier 2 with that line removed."""
     problems = projects["broken-tier2"].problems
     assert any("services.worker" in p and "jwt_secret" in p for p in problems), problems
+
+
+# Tier 3's own processes: the order APIs and the processes that run beside them.
+ORDER_PROCESSES = ("order-command", "order-relay", "order-query", "order-projector")
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_tier3_deploys_the_order_services(projects: dict[str, Project], broker: str) -> None:
+    """Compose and Kubernetes run every order process (their settings are checked above
+    with the rest); the gateway routes to the order APIs."""
+    project = projects[f"tier3-{broker}"]
+    labels = [unit.label for unit in collect(project)]
+    for process in ORDER_PROCESSES:
+        assert f"docker-compose.yml services.{process}" in labels, labels
+        assert any(label.startswith(f"k8s/orders.yaml {process}/") for label in labels), labels
+    compose = yaml.safe_load((project.root / "docker-compose.yml").read_text())
+    routes = json.loads(compose["services"]["gateway"]["environment"]["SERVICES"])
+    assert (routes["orders"], routes["views"]) == (
+        "http://order-command:8000",
+        "http://order-query:8000",
+    )
