@@ -369,7 +369,9 @@ ORDER_PROCESSES = ("order-command", "order-relay", "order-query", "order-project
 
 
 @pytest.mark.parametrize("broker", BROKERS)
-def test_tier3_deploys_the_order_services(projects: dict[str, Project], broker: str) -> None:
+def test_tier3_deploys_the_order_services(
+    projects: dict[str, DeploymentUnderCheck], broker: str
+) -> None:
     """Compose and Kubernetes run every order process (their settings are checked above
     with the rest); the gateway routes to the order APIs."""
     project = projects[f"tier3-{broker}"]

@@ -73,7 +73,7 @@ def test_readme_broker_url_follows_the_broker(broker: str, tmp_path: Path) -> No
     """A Tier 2 README once exported a redis:// BROKER_URL whatever --broker said (the
     RabbitMQ system's tests then hung on a Redis URL)."""
     out = tmp_path / "out"
-    result = scaffold("--tier", "2", "--name", "shop", "--broker", broker, "--out", out)
+    result = run_scaffold("--tier", "2", "--name", "shop", "--broker", broker, "--out", out)
     assert result.returncode == 0, result.stderr
     readme = (out / "README.md").read_text()
     urls = re.findall(r'^export BROKER_URL="\$\{BROKER_URL:-(.*?)\}"', readme, re.MULTILINE)
@@ -82,7 +82,7 @@ def test_readme_broker_url_follows_the_broker(broker: str, tmp_path: Path) -> No
 
 def test_tier_3_readme_describes_tier_3(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert scaffold("--tier", "3", "--name", "shop", "--out", out).returncode == 0
+    assert run_scaffold("--tier", "3", "--name", "shop", "--out", out).returncode == 0
     readme = (out / "README.md").read_text()
     assert "(Tier 3)" in readme and "(Tier 2)" not in readme
     for app in (
