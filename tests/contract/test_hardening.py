@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from .conftest import RATE_LIMIT, Target
+from .conftest import RATE_LIMIT, RATE_LIMIT_WINDOW, Target
 from .test_contract import assert_envelope, receive, refused, run_over
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def test_websocket_runs_count_against_the_callers_rate_limit(target: Target) -> 
     assert error["type"] == "error"
     assert error["text"] == "too many requests; retry later"
     assert error["data"]["code"] == "rate_limited"
-    assert 0 < error["data"]["retry_after"] <= 60, error
+    assert 0 < error["data"]["retry_after"] <= RATE_LIMIT_WINDOW, error
     response = refused(url, headers).response
     assert response.status_code == 429
     body = json.loads(response.body or b"{}")
