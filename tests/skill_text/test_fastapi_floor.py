@@ -1,6 +1,6 @@
 """One FastAPI floor everywhere in the skill: every requirement on FastAPI, in pyproject files,
-dependency lists and template headers, is `fastapi[standard]>=0.164` (max_body_size, native SSE
-and Depends(max_concurrency=...) all need it; older floors silently drop the body limit)."""
+dependency lists and template headers, is `fastapi[standard]>=0.164` (native SSE keep-alive and
+Depends(max_concurrency=...) need it)."""
 
 from __future__ import annotations
 
