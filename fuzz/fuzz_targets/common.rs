@@ -28,6 +28,7 @@ pub fn skill(files: &[(&str, &[u8])]) -> SkillSource {
         origin: Origin::Dir("fuzz-skill".into()),
         files,
         rejected: Vec::new(),
+        bundles: Vec::new(),
     }
 }
 

@@ -23,6 +23,16 @@ pub struct PackConfig {
     pub exclude: Vec<String>,
     pub max_file_bytes: u64,
     pub max_total_bytes: u64,
+    /// `[pack.targets.<target>] bundle`: folders that ship as one bundle file each
+    /// (see [`crate::source::bundle`]) in packages for that target.
+    pub bundles: BTreeMap<Target, Vec<String>>,
+}
+
+impl PackConfig {
+    /// The folders bundled for `target`, in config order.
+    pub fn bundles_for(&self, target: Target) -> &[String] {
+        self.bundles.get(&target).map_or(&[], Vec::as_slice)
+    }
 }
 
 impl Default for PackConfig {
@@ -32,6 +42,7 @@ impl Default for PackConfig {
             exclude: Vec::new(),
             max_file_bytes: limits.max_file_bytes,
             max_total_bytes: limits.max_total_bytes,
+            bundles: BTreeMap::new(),
         }
     }
 }
@@ -108,6 +119,26 @@ struct RawPack {
     exclude: Vec<Spanned<String>>,
     max_file_bytes: Option<Spanned<u64>>,
     max_total_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    targets: RawPackTargets,
+}
+
+/// One table per target, so a misspelt target is an unknown key with its line.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPackTargets {
+    spec: Option<RawPackTarget>,
+    #[serde(rename = "claude-code")]
+    claude_code: Option<RawPackTarget>,
+    #[serde(rename = "claude-ai")]
+    claude_ai: Option<RawPackTarget>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPackTarget {
+    #[serde(default)]
+    bundle: Vec<Spanned<String>>,
 }
 
 impl Config {
@@ -256,11 +287,65 @@ impl Config {
                 *slot = *v.get_ref();
             }
         }
+        for (target, table) in [
+            (Target::Spec, raw.pack.targets.spec),
+            (Target::ClaudeCode, raw.pack.targets.claude_code),
+            (Target::ClaudeAi, raw.pack.targets.claude_ai),
+        ] {
+            let mut folders: Vec<String> = Vec::new();
+            for entry in table.map(|t| t.bundle).unwrap_or_default() {
+                let folder = entry.get_ref().trim_end_matches('/');
+                let problem = bundle_folder_problem(folder).or_else(|| {
+                    folders
+                        .iter()
+                        .find(|f| within(folder, f) || within(f, folder))
+                        .map(|f| format!("overlaps `{f}`, listed before; keep one"))
+                });
+                if let Some(problem) = problem {
+                    return Err(invalid(
+                        Some(entry.span()),
+                        format!(
+                            "`[pack.targets.{target}] bundle` folder `{}` {problem}",
+                            entry.get_ref()
+                        ),
+                    ));
+                }
+                folders.push(folder.to_owned());
+            }
+            if !folders.is_empty() {
+                config.pack.bundles.insert(target, folders);
+            }
+        }
         if config.pack.max_file_bytes > config.pack.max_total_bytes {
             config.pack.max_file_bytes = config.pack.max_total_bytes;
         }
         Ok(config)
     }
+}
+
+/// Why `folder` cannot be bundled, if it cannot: it must be a folder path relative to the
+/// skill root.
+fn bundle_folder_problem(folder: &str) -> Option<String> {
+    if folder.is_empty() {
+        Some("is empty or `/`: name a folder of the skill, such as `assets/templates`".into())
+    } else if folder.starts_with('/') || folder.contains('\\') {
+        Some("must be relative to the skill root, with `/` between folders".into())
+    } else if folder
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == ".." || c.contains(['*', '?', '[']))
+    {
+        Some("must be a plain folder path (no `.`, `..`, `//` or glob characters)".into())
+    } else {
+        None
+    }
+}
+
+/// True when `path` is `folder` or lies inside it.
+fn within(path: &str, folder: &str) -> bool {
+    path == folder
+        || path
+            .strip_prefix(folder)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The nearest `skillcheck.toml` at or above `start`, shown relative to the current folder

@@ -22,8 +22,15 @@ pub struct Options {
 
 /// Lints one skill.
 pub fn lint_skill(source: &SkillSource, config: &Config, options: &Options) -> Report {
+    let target = options.target.unwrap_or(config.target);
+    // A package says itself which folders it bundled; a folder is packed as the config says.
+    let bundles = match source.origin {
+        Origin::Package(_) => source.bundles.as_slice(),
+        Origin::Dir(_) => config.pack.bundles_for(target),
+    };
     let settings = LintSettings {
-        target: options.target.unwrap_or(config.target),
+        target,
+        bundles,
         limits: &config.limits,
         checklist_require: &config.checklist_require,
         config_path: config.path.as_deref(),

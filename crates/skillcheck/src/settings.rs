@@ -14,7 +14,9 @@ use crate::registry::{Rule, Severity};
 pub const CONFIG_FILE: &str = "skillcheck.toml";
 
 /// Which client's rules apply.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// The Agent Skills specification.

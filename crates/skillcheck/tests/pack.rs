@@ -521,3 +521,166 @@ fn a_zip_bomb_is_refused_without_inflating_it() {
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(text(&o).contains("over the limit"), "{}", text(&o));
 }
+
+/// A skill over claude.ai's 200 files whose tree is bundled for that target only: the
+/// upload package holds one file for the folder, reads back (lint, --check) as the tree, and
+/// the default package keeps every file.
+#[test]
+fn claude_ai_bundles_configured_folders_and_keeps_the_tree_elsewhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let skill = demo_skill(tmp.path());
+    for i in 0..210 {
+        write(
+            &skill.join(format!("assets/tree/t{i:03}/f.py")),
+            &format!("# --8<-- [start:r]\nVALUE = {i}\n# --8<-- [end:r]\n"),
+        );
+    }
+    write(
+        &skill.join("SKILL.md"),
+        "---\nname: demo\ndescription: Packs things. Use when testing pack.\n---\n\n# Demo\n\n\
+         Read [the guide](references/guide.md), run `scripts/run.sh`, start from\n\
+         [the tree](assets/tree/) and [t007](assets/tree/t007/f.py):\n\n\
+         <!-- snippet: assets/tree/t007/f.py#r -->\n```python\nVALUE = 7\n```\n",
+    );
+    fs::set_permissions(
+        skill.join("assets/tree/t001/f.py"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    write(
+        &skill.join("skillcheck.toml"),
+        "[pack.targets.claude-ai]\nbundle = [\"assets/tree/\"]\n",
+    );
+    let ai = ["pack", "demo", "--target", "claude-ai", "-o", "ai.skill"];
+    let o = skillcheck(&ai, tmp.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("4 entries"), "{}", text(&o));
+    let names: Vec<String> = entries(&tmp.path().join("ai.skill"))
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "demo/SKILL.md",
+            "demo/assets/tree.bundle.txt",
+            "demo/references/guide.md",
+            "demo/scripts/run.sh"
+        ]
+    );
+    // Twice the same bytes; --check reads the package back as the tree.
+    let again = skillcheck(
+        &["pack", "demo", "--target", "claude-ai", "-o", "again.skill"],
+        tmp.path(),
+    );
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert_eq!(
+        fs::read(tmp.path().join("ai.skill")).unwrap(),
+        fs::read(tmp.path().join("again.skill")).unwrap()
+    );
+    let check = skillcheck(
+        &[
+            "pack",
+            "--check",
+            "demo",
+            "--target",
+            "claude-ai",
+            "-o",
+            "ai.skill",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code(&check), 0, "{}", text(&check));
+    // The links and the snippet into the bundled folder resolve inside the package.
+    let lint = skillcheck(
+        &[
+            "lint",
+            "--deny-warnings",
+            "--target",
+            "claude-ai",
+            "ai.skill",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code(&lint), 0, "{}", text(&lint));
+    assert!(text(&lint).contains("213 files"), "{}", text(&lint));
+    // Read back file for file, executable bit included: no difference with the folder.
+    let diff = skillcheck(&["diff", "demo", "ai.skill"], tmp.path());
+    assert_eq!(code(&diff), 0, "{}", text(&diff));
+    // An edit inside the bundled folder is named by its own path.
+    write(
+        &skill.join("assets/tree/t003/f.py"),
+        "# --8<-- [start:r]\nVALUE = 333\n# --8<-- [end:r]\n",
+    );
+    let stale = skillcheck(
+        &[
+            "pack",
+            "--check",
+            "demo",
+            "--target",
+            "claude-ai",
+            "-o",
+            "ai.skill",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code(&stale), 1, "{}", text(&stale));
+    assert!(
+        text(&stale).contains("M assets/tree/t003/f.py"),
+        "{}",
+        text(&stale)
+    );
+
+    // Other targets keep every file.
+    let spec = skillcheck(&["pack", "demo", "-o", "spec.skill"], tmp.path());
+    assert_eq!(code(&spec), 0, "{}", text(&spec));
+    assert_eq!(entries(&tmp.path().join("spec.skill")).len(), 213);
+    // Without the bundle the upload is refused, counted as claude.ai counts it.
+    fs::remove_file(skill.join("skillcheck.toml")).unwrap();
+    let refused = skillcheck(&ai, tmp.path());
+    assert_eq!(code(&refused), 1, "{}", text(&refused));
+    assert!(text(&refused).contains("213 files"), "{}", text(&refused));
+}
+
+#[test]
+fn a_file_that_cannot_be_bundled_and_bad_bundle_settings_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let skill = demo_skill(tmp.path());
+    write(&skill.join("assets/tree/a.txt"), "a\n");
+    fs::write(skill.join("assets/tree/logo.png"), [0x89, b'P', 0xff]).unwrap();
+    write(
+        &skill.join("skillcheck.toml"),
+        "[pack.targets.claude-ai]\nbundle = [\"assets/tree\"]\n",
+    );
+    let o = skillcheck(
+        &["pack", "demo", "--target", "claude-ai", "-o", "ai.skill"],
+        tmp.path(),
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("`assets/tree/logo.png` is not UTF-8 text"),
+        "{}",
+        text(&o)
+    );
+    assert!(!tmp.path().join("ai.skill").exists());
+
+    for (config, expected) in [
+        (
+            "[pack.targets.claude-web]\nbundle = [\"a\"]\n",
+            "skillcheck.toml:1:15: unknown field `claude-web`",
+        ),
+        (
+            "[pack.targets.claude-ai]\nbundle = [\"../a\"]\n",
+            "skillcheck.toml:2:11: `[pack.targets.claude-ai] bundle` folder `../a` must be a plain folder path",
+        ),
+        (
+            "[pack.targets.claude-ai]\nbundle = [\"assets\", \"assets/tree\"]\n",
+            "overlaps `assets`",
+        ),
+    ] {
+        write(&skill.join("skillcheck.toml"), config);
+        let o = skillcheck(&["pack", "demo", "--list"], tmp.path());
+        assert_eq!(code(&o), 2, "{}", text(&o));
+        assert!(text(&o).contains(expected), "{config}: {}", text(&o));
+    }
+}

@@ -77,6 +77,7 @@ fn skill(files: Vec<(String, Vec<u8>)>) -> SkillSource {
         origin: Origin::Dir("prop-skill".into()),
         files,
         rejected: Vec::new(),
+        bundles: Vec::new(),
     }
 }
 

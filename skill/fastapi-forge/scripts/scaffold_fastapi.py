@@ -38,6 +38,12 @@ options that apply where the file is mounted (`tier` always). Marker lines are r
 the output, and so are snippet region markers (`--8<-- [start:NAME]`, `--8<-- [end:NAME]`),
 which the skill's references use for excerpts.
 
+The layers are read from `assets/scaffold/layers/` when it exists, otherwise from
+`assets/scaffold/layers.bundle.txt`: the same files in one plain-text file, which
+`skillcheck pack --target claude-ai` ships instead of the folder (claude.ai accepts at most
+200 files). Its format: a first line `skillcheck-bundle 1`, `#` comment lines, then for each
+file a line `=== <mode> <bytes> <path>` followed by exactly <bytes> bytes and a line break.
+
 The output is written to a temporary folder next to the target and moved into place only when
 complete, so a failure leaves nothing half-written.
 """
@@ -60,6 +66,7 @@ from typing import Any
 SKILL_DIR = Path(__file__).resolve().parent.parent
 SCAFFOLD_DIR = SKILL_DIR / "assets" / "scaffold"
 LAYERS_DIR = SCAFFOLD_DIR / "layers"
+LAYERS_BUNDLE = SCAFFOLD_DIR / "layers.bundle.txt"
 TEMPLATES_DIR = SKILL_DIR / "assets" / "templates"
 MANIFEST_PATH = SCAFFOLD_DIR / "manifest.json"
 
@@ -71,6 +78,8 @@ IF_RE = re.compile(r"^\s*(?:#|<!--)\s*forge:if\s+(?P<cond>[^-\s](?:.*?[^-\s])?)\
 END_RE = re.compile(r"^\s*(?:#|<!--)\s*forge:end\s*(?:-->)?\s*$")
 INLINE_IF_RE = re.compile(r"\s*#\s*forge:if\s+(?P<cond>\S.*?)\s*$")
 SNIPPET_MARKER_RE = re.compile(r"--8<-- \[(?:start|end):[^\]]*\]")
+BUNDLE_MAGIC = b"skillcheck-bundle 1\n"
+BUNDLE_HEADER_RE = re.compile(rb"=== (?:644|755) (?P<size>[0-9]+) (?P<path>[^\n]+)")
 
 
 class ScaffoldError(Exception):
@@ -91,11 +100,33 @@ class Mount:
     context: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class LayerFile:
+    """One file of a layer: its path inside the layer, its bytes, and where it was read from
+    (for messages)."""
+
+    relative: str
+    data: bytes
+    where: str
+
+    @property
+    def name(self) -> str:
+        return self.relative.rpartition("/")[2]
+
+    def text(self) -> str:
+        try:
+            return self.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ScaffoldError(f"{self.where}: not UTF-8 text") from None
+
+
 @dataclass
 class Composition:
     mounts: list[Mount] = field(default_factory=list)
     # output path -> (source file, tokens, context): skill templates copied in whole.
-    extra_files: dict[str, tuple[Path, Tokens, Mapping[str, str]]] = field(default_factory=dict)
+    extra_files: dict[str, tuple[LayerFile, Tokens, Mapping[str, str]]] = field(
+        default_factory=dict
+    )
     removals: list[str] = field(default_factory=list)
     descriptions: dict[str, str] = field(default_factory=dict)  # pyproject path -> text
     all_tokens: set[str] = field(default_factory=set)
@@ -269,19 +300,81 @@ def compose(
             comp.mounts.append(Mount(layer, place(f"services/{service}"), service_tokens, context))
         comp.descriptions[place(f"services/{service}/pyproject.toml")] = service_spec["description"]
     for relative, source in spec.get("templates", {}).items():
-        comp.extra_files[place(relative)] = (TEMPLATES_DIR / source, tokens, context)
+        path = TEMPLATES_DIR / source
+        template_file = LayerFile(source, path.read_bytes(), str(path))
+        comp.extra_files[place(relative)] = (template_file, tokens, context)
     return comp
 
 
-def iter_tree(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_NAMES)
-        for filename in sorted(filenames):
-            if filename.endswith((".pyc", ".pyo")):
-                continue
-            found.append(Path(dirpath) / filename)
-    return found
+def skipped(relative: str) -> bool:
+    """Caches a test run may leave in a layer folder; never part of a layer."""
+    parts = relative.split("/")
+    return bool(SKIPPED_NAMES.intersection(parts[:-1])) or parts[-1].endswith((".pyc", ".pyo"))
+
+
+class Layers:
+    """The layers' files, from the folder or, when the skill was packed without it, from the
+    bundle file; both give the same files in the same (path) order."""
+
+    def __init__(self, folder: Path = LAYERS_DIR, bundle: Path = LAYERS_BUNDLE) -> None:
+        self.folder = folder
+        self.bundle = bundle
+        self._bundled: dict[str, list[LayerFile]] | None = None
+
+    def files(self, layer: str) -> list[LayerFile] | None:
+        """The files of `layer` sorted by path; None when the layer has none."""
+        if self.folder.is_dir():
+            root = self.folder / layer
+            if not root.is_dir():
+                return None
+            found = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = [d for d in dirnames if d not in SKIPPED_NAMES]
+                for filename in filenames:
+                    path = Path(dirpath) / filename
+                    relative = path.relative_to(root).as_posix()
+                    if not skipped(relative):
+                        found.append(LayerFile(relative, path.read_bytes(), str(path)))
+            return sorted(found, key=lambda f: f.relative) or None
+        if self._bundled is None:
+            self._bundled = read_bundle(self.bundle)
+        return self._bundled.get(layer)
+
+
+def read_bundle(path: Path) -> dict[str, list[LayerFile]]:
+    """The files of a `skillcheck-bundle 1` file, by layer (their first path component)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ScaffoldError(
+            f"neither {LAYERS_DIR} nor {path} exists: reinstall the skill"
+        ) from None
+    if not data.startswith(BUNDLE_MAGIC):
+        raise ScaffoldError(f"{path}:1: not a bundle (expected {BUNDLE_MAGIC.decode().strip()!r})")
+    layers: dict[str, list[LayerFile]] = {}
+    pos, line = len(BUNDLE_MAGIC), 2
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end == -1 else end
+        header = data[pos:end]
+        if header.startswith(b"#") and not layers:
+            pos, line = end + 1, line + 1
+            continue
+        match = BUNDLE_HEADER_RE.fullmatch(header)
+        if match is None:
+            raise ScaffoldError(f"{path}:{line}: expected '=== <mode> <bytes> <path>'")
+        size, relative = int(match["size"]), match["path"].decode("utf-8")
+        content = data[end + 1 : end + 1 + size]
+        if len(content) != size or data[end + 1 + size : end + 2 + size] != b"\n":
+            raise ScaffoldError(f"{path}:{line}: {relative} is truncated; reinstall the skill")
+        layer, _, inside = relative.partition("/")
+        if inside and not skipped(inside):
+            where = f"{path}:{line} ({relative})"
+            layers.setdefault(layer, []).append(LayerFile(inside, content, where))
+        pos, line = end + 2 + size, line + 2 + content.count(b"\n")
+    for files in layers.values():
+        files.sort(key=lambda f: f.relative)
+    return layers
 
 
 def rename(text: str, tokens: Tokens) -> str:
@@ -399,35 +492,39 @@ def join(folder: str, relative: str) -> str:
 
 
 def build_plan(
-    manifest: Mapping[str, Any], tier: str, options: Mapping[str, str], name: str
+    manifest: Mapping[str, Any],
+    tier: str,
+    options: Mapping[str, str],
+    name: str,
+    layers: Layers | None = None,
 ) -> Plan:
+    layers = Layers() if layers is None else layers
     comp = compose(manifest, tier, options, name)
     plan = Plan(overlays=[f"{flag}-{value}" for flag, value in options.items()])
-    sources: dict[str, tuple[Path, Tokens, Mapping[str, str]]] = {}
-    controls: list[tuple[str, str, str, Path]] = []  # (kind, output folder, text, source)
+    sources: dict[str, tuple[LayerFile, Tokens, Mapping[str, str]]] = {}
+    # (kind, output folder, text, source, layer)
+    controls: list[tuple[str, str, str, LayerFile, str]] = []
     removals = list(comp.removals)
     for mount in comp.mounts:
-        root = LAYERS_DIR / mount.layer
-        if not root.is_dir():
+        files = layers.files(mount.layer)
+        if files is None:
             # An option value whose layer is not written yet still renders; say so.
             plan.notes.append(f"layers/{mount.layer}/ has no files yet: base files only")
             continue
-        for path in iter_tree(root):
-            relative = rename(path.relative_to(root).as_posix(), mount.tokens)
+        for layer_file in files:
+            relative = rename(layer_file.relative, mount.tokens)
             folder = join(mount.target, relative.rpartition("/")[0])
-            if path.name in CONTROL_FILES:
+            if layer_file.name in CONTROL_FILES:
                 text = rename(
-                    apply_conditions(
-                        path.read_text(encoding="utf-8"), mount.context, manifest, str(path)
-                    ),
+                    apply_conditions(layer_file.text(), mount.context, manifest, layer_file.where),
                     mount.tokens,
                 )
-                if path.name == "_remove.txt":
+                if layer_file.name == "_remove.txt":
                     removals += [join(folder, line) for line in read_lines(text)]
                 else:
-                    controls.append((path.name, folder, text, path))
+                    controls.append((layer_file.name, folder, text, layer_file, mount.layer))
                 continue
-            sources[join(mount.target, relative)] = (path, mount.tokens, mount.context)
+            sources[join(mount.target, relative)] = (layer_file, mount.tokens, mount.context)
     sources.update(comp.extra_files)
 
     for removed in removals:
@@ -436,21 +533,20 @@ def build_plan(
             if relative == removed or (removed.endswith("/") and relative.startswith(prefix)):
                 del sources[relative]
 
-    for relative, (path, tokens, context) in sorted(sources.items()):
-        raw = path.read_bytes()
+    for relative, (source, tokens, context) in sorted(sources.items()):
         try:
-            text = raw.decode("utf-8")
+            text = source.data.decode("utf-8")
         except UnicodeDecodeError:
-            plan.files[relative] = raw
+            plan.files[relative] = source.data
             continue
-        text = apply_conditions(text, context, manifest, str(path))
+        text = apply_conditions(text, context, manifest, source.where)
         plan.files[relative] = rename(text, tokens).encode("utf-8")
 
-    for kind, folder, text, path in controls:
+    for kind, folder, text, source, layer in controls:
         if kind == "_deps.txt":
-            merge_deps_file(plan, folder, text, path)
+            merge_deps_file(plan, folder, text, source.where)
         else:
-            merge_env_file(plan, folder, text, path)
+            merge_env_file(plan, folder, text, source.where, layer)
     for relative, description in comp.descriptions.items():
         pyproject = plan.files[relative].decode("utf-8")
         pyproject = re.sub(
@@ -464,7 +560,7 @@ def build_plan(
     return plan
 
 
-def merge_deps_file(plan: Plan, folder: str, text: str, path: Path) -> None:
+def merge_deps_file(plan: Plan, folder: str, text: str, path: str) -> None:
     target = join(folder, "pyproject.toml")
     if target not in plan.files:
         raise ScaffoldError(
@@ -486,7 +582,7 @@ def merge_deps_file(plan: Plan, folder: str, text: str, path: Path) -> None:
     plan.files[target] = pyproject.encode("utf-8")
 
 
-def merge_env_file(plan: Plan, folder: str, text: str, path: Path) -> None:
+def merge_env_file(plan: Plan, folder: str, text: str, path: str, label: str) -> None:
     target = join(folder, ".env.example")
     env_lines = plan.files.get(target, b"").decode("utf-8").rstrip("\n").splitlines()
     block = text.strip("\n")
@@ -499,7 +595,6 @@ def merge_env_file(plan: Plan, folder: str, text: str, path: Path) -> None:
             keys.add(stripped.split("=", 1)[0].strip())
     # An option that sets a key already listed takes it over: one line per setting.
     env_lines = [line for line in env_lines if line.split("=", 1)[0].strip() not in keys]
-    label = path.parent.relative_to(LAYERS_DIR).parts[0]
     env_lines += ["", f"# --- {label} ---", *block.splitlines()]
     plan.files[target] = ("\n".join(env_lines) + "\n").encode("utf-8")
 

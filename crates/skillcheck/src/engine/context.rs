@@ -20,6 +20,8 @@ pub struct LintSettings<'a> {
     pub checklist_require: &'a [String],
     /// The config file the settings came from, for messages.
     pub config_path: Option<&'a Path>,
+    /// Folders that ship as one bundle file each: what the upload limits count.
+    pub bundles: &'a [String],
 }
 
 /// A Markdown file of the skill, parsed once, with its links resolved.

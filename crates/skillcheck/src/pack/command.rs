@@ -11,6 +11,7 @@ use crate::lint::Options;
 use crate::output::{out, outln};
 use crate::render;
 use crate::settings::Target;
+use crate::source::bundle::bundle_path;
 
 use super::compare::{Change, compare};
 use super::{Package, Plan, build, default_output, plan, shipped_files, write_package};
@@ -294,10 +295,17 @@ fn print_list(plan: &Plan, format: OutputFormat) {
             for (path, rule) in &plan.selection.excluded {
                 outln!("exclude {path} ({}: `{}`)", rule.origin, rule.pattern);
             }
+            for folder in &plan.bundles {
+                outln!(
+                    "bundle {folder}/ -> {} (one file in the package)",
+                    bundle_path(folder)
+                );
+            }
             outln!(
-                "{} files, {} bytes would be packed; {} left out",
+                "{} files, {} bytes would be packed in {} package entries; {} left out",
                 plan.selection.included.len(),
                 plan.selection.total_bytes(),
+                plan.entries.len(),
                 plan.selection.excluded.len()
             );
         }
@@ -316,7 +324,14 @@ fn print_list(plan: &Plan, format: OutputFormat) {
                 .iter()
                 .map(|(path, rule)| json!({"path": path, "pattern": rule.pattern, "origin": rule.origin}))
                 .collect();
-            print_json(&json!({"included": included, "excluded": excluded}));
+            let bundles: Vec<_> = plan
+                .bundles
+                .iter()
+                .map(|folder| json!({"folder": folder, "path": bundle_path(folder)}))
+                .collect();
+            print_json(
+                &json!({"included": included, "excluded": excluded, "bundles": bundles, "entries": plan.entries.len()}),
+            );
         }
     }
 }

@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::diag::Report;
 use crate::lint::{Options, lint_skill};
+use crate::settings::Target;
+use crate::source::bundle::{BundleError, bundle_folders};
 use crate::source::{Rejected, SkillFile, SkillSource, SourceError};
 
 use self::archive::{ArchiveError, build_archive, entry_timestamp};
@@ -40,6 +42,13 @@ pub enum PackError {
     },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    #[error("{}: cannot bundle for target {target} (skillcheck.toml [pack.targets.{target}] bundle): {source}", .dir.display())]
+    Bundle {
+        dir: PathBuf,
+        target: Target,
+        #[source]
+        source: BundleError,
+    },
 }
 
 fn unpackable_message(dir: &Path, rejected: &[Rejected]) -> String {
@@ -64,7 +73,12 @@ pub struct Plan {
     /// The skill's folder name: the package's single top folder.
     pub name: String,
     pub dir: PathBuf,
+    /// The files of the skill that ship, as the tree holds them (what lint and diff see).
     pub selection: Selection,
+    /// The package's entries: `selection.included` with each bundled folder as one file.
+    pub entries: Vec<SkillFile>,
+    /// The folders bundled for the target.
+    pub bundles: Vec<String>,
     pub report: Report,
 }
 
@@ -94,10 +108,20 @@ pub fn plan(dir: &Path, config: &Config, options: &Options) -> Result<Plan, Pack
         ..source
     };
     let report = lint_skill(&shipped, config, options);
+    let target = options.target.unwrap_or(config.target);
+    let bundles = config.pack.bundles_for(target).to_vec();
+    let entries =
+        bundle_folders(&selection.included, &bundles).map_err(|source| PackError::Bundle {
+            dir: dir.to_path_buf(),
+            target,
+            source,
+        })?;
     Ok(Plan {
         name: shipped.name,
         dir: dir.to_path_buf(),
         selection,
+        entries,
+        bundles,
         report,
     })
 }
@@ -114,11 +138,11 @@ pub struct Package {
 /// Builds the package bytes; `source_date_epoch` is the `SOURCE_DATE_EPOCH` value, if set.
 pub fn build(plan: &Plan, source_date_epoch: Option<&str>) -> Result<Package, PackError> {
     let timestamp = entry_timestamp(source_date_epoch)?;
-    let bytes = build_archive(&plan.name, &plan.selection.included, timestamp)?;
+    let bytes = build_archive(&plan.name, &plan.entries, timestamp)?;
     Ok(Package {
         sha256: sha256_hex(&bytes),
-        entries: plan.selection.included.len(),
-        uncompressed_bytes: plan.selection.total_bytes(),
+        entries: plan.entries.len(),
+        uncompressed_bytes: plan.entries.iter().map(|f| f.bytes.len() as u64).sum(),
         bytes,
     })
 }

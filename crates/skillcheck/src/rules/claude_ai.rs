@@ -6,7 +6,7 @@ use crate::engine::{Context, Sink};
 use crate::parse::yaml::ScalarKind;
 use crate::registry::{CLAUDE_AI, declare_rules};
 use crate::settings::Target;
-use crate::source::SkillSource;
+use crate::source::bundle;
 
 const MAX_UPLOAD_FILES: usize = 200;
 const MAX_UPLOAD_BYTES: u64 = 30 * 1000 * 1000;
@@ -34,7 +34,7 @@ declare_rules! {
         summary: "more than 200 files",
         why: "claude.ai rejects uploads of more than 200 files.",
         example: "a skill with 250 template files",
-        fix: "Remove files, or generate them from fewer templates.",
+        fix: "Remove files, or generate them from fewer templates, or bundle large folders into one file each for this target: `[pack.targets.claude-ai] bundle = [\"assets/templates\"]` in skillcheck.toml (see `skillcheck pack`).",
         source: CLAUDE_AI;
     TOO_LARGE = "CAI005", "upload-too-large", Error, on, fixable: false,
         summary: "more than 30 MB uncompressed",
@@ -55,7 +55,7 @@ pub fn check(ctx: &Context, sink: &mut Sink) {
         return;
     }
     reserved_name(ctx, sink);
-    upload_rules(ctx.source, sink);
+    upload_rules(ctx, sink);
 }
 
 fn reserved_name(ctx: &Context, sink: &mut Sink) {
@@ -91,26 +91,31 @@ fn reserved_name(ctx: &Context, sink: &mut Sink) {
     );
 }
 
-fn upload_rules(source: &SkillSource, sink: &mut Sink) {
-    let shipped: Vec<_> = source
+fn upload_rules(ctx: &Context, sink: &mut Sink) {
+    let shipped: Vec<_> = ctx
+        .source
         .files
         .iter()
         .filter(|f| f.path != crate::settings::CONFIG_FILE)
+        .cloned()
         .collect();
-    if shipped.len() > MAX_UPLOAD_FILES {
+    // Bundled folders ship as one file each: count what the upload holds.
+    let (count, bytes) = bundle::shipped_shape(&shipped, ctx.settings.bundles);
+    if count > MAX_UPLOAD_FILES {
+        let bundled = if ctx.settings.bundles.is_empty() {
+            String::new()
+        } else {
+            " (bundled folders counted as one file each)".to_owned()
+        };
         sink.emit(
             &TOO_MANY_FILES,
             Diagnostic::new(
                 &TOO_MANY_FILES,
                 "",
-                format!(
-                    "{} files, over claude.ai's limit of {MAX_UPLOAD_FILES}",
-                    shipped.len()
-                ),
+                format!("{count} files{bundled}, over claude.ai's limit of {MAX_UPLOAD_FILES}"),
             ),
         );
     }
-    let bytes: u64 = shipped.iter().map(|f| f.bytes.len() as u64).sum();
     if bytes > MAX_UPLOAD_BYTES {
         sink.emit(
             &TOO_LARGE,

@@ -90,6 +90,7 @@ impl SkillSource {
             origin: Origin::Dir(dir.to_path_buf()),
             files,
             rejected,
+            bundles: Vec::new(),
         })
     }
 

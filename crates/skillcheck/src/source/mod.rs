@@ -1,5 +1,6 @@
 //! Skills as virtual file trees: what a skill holds, how it is read, and what never ships.
 
+pub mod bundle;
 mod disk;
 mod glob;
 mod package;

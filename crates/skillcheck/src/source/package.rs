@@ -9,6 +9,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use super::bundle::{self, BundleError};
 use super::tree::{Origin, ReadLimits, SkillFile, SkillSource};
 
 /// More entries than any sane skill has; bounds the work on a hostile central directory.
@@ -48,6 +49,12 @@ pub enum PackageError {
     TooManyEntries,
     #[error("entry `{name}` cannot be read: {message}")]
     Read { name: String, message: String },
+    #[error("bundle `{name}`: {source}")]
+    Bundle {
+        name: String,
+        #[source]
+        source: BundleError,
+    },
 }
 
 /// Reads a package from memory. `display` names it in the resulting [`SkillSource`].
@@ -149,13 +156,50 @@ pub fn read_package(
     if files.is_empty() {
         return Err(PackageError::Empty);
     }
+    let (mut files, bundles) = unbundle(files, &name)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(SkillSource {
         name,
         origin: Origin::Package(display.to_path_buf()),
         files,
         rejected: Vec::new(),
+        bundles,
     })
+}
+
+/// Reads every bundle file (`<folder>.bundle.txt` starting with the bundle's first line) back
+/// into the files of its folder, so a package is linted and compared as the tree it came from.
+fn unbundle(
+    files: Vec<SkillFile>,
+    top: &str,
+) -> Result<(Vec<SkillFile>, Vec<String>), PackageError> {
+    let mut out = Vec::with_capacity(files.len());
+    let mut bundles = Vec::new();
+    let mut seen: HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
+    for file in files {
+        let folder = match file.path.strip_suffix(bundle::SUFFIX) {
+            Some(folder) if bundle::looks_like_bundle(&file.bytes) => folder.to_owned(),
+            _ => {
+                out.push(file);
+                continue;
+            }
+        };
+        let members = bundle::decode(&file.bytes).map_err(|source| PackageError::Bundle {
+            name: format!("{top}/{}", file.path),
+            source,
+        })?;
+        for member in members {
+            let path = format!("{folder}/{}", member.path);
+            if !seen.insert(path.clone()) {
+                return Err(PackageError::Duplicate {
+                    name: format!("{top}/{path}"),
+                });
+            }
+            out.push(SkillFile { path, ..member });
+        }
+        bundles.push(folder);
+    }
+    Ok((out, bundles))
 }
 
 fn check_name(name: &str) -> Result<(), PackageError> {

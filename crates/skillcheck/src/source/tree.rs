@@ -91,6 +91,9 @@ pub struct SkillSource {
     /// Sorted by `path` (byte order), unique.
     pub files: Vec<SkillFile>,
     pub rejected: Vec<Rejected>,
+    /// Folders that arrived as one bundle file each (`<folder>.bundle.txt`, see
+    /// [`super::bundle`]) and were read back into `files`: set by the package reader only.
+    pub bundles: Vec<String>,
 }
 
 impl SkillSource {
@@ -140,6 +143,7 @@ mod tests {
                 })
                 .collect(),
             rejected: vec![],
+            bundles: vec![],
         };
         assert!(src.is_dir("a"));
         assert!(src.is_dir("assets/x/"));
