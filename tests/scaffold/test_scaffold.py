@@ -428,3 +428,56 @@ def test_generated_readmes_carry_no_condition_markers(flag: str, tmp_path: Path)
         assert result.returncode == 0, result.stderr
         readme = (out / "README.md").read_text()
         assert "forge:" not in readme
+
+
+BUNDLE = (
+    b"skillcheck-bundle 1\n"
+    b"# comment\n"
+    b"=== 644 6 tier1-base/a.txt\nalpha\n\n"
+    b"=== 755 0 tier1-base/scripts/run.sh\n\n"
+    b"=== 644 4 tier3/__pycache__/x.pyc\nxxxx\n"
+)
+
+
+def test_layers_are_read_from_the_bundle_when_the_folder_is_absent(tmp_path: Path) -> None:
+    script = load_script()
+    bundle = tmp_path / "layers.bundle.txt"
+    bundle.write_bytes(BUNDLE)
+    layers = script.Layers(folder=tmp_path / "layers", bundle=bundle)
+    files = layers.files("tier1-base")
+    assert [(f.relative, f.data) for f in files] == [("a.txt", b"alpha\n"), ("scripts/run.sh", b"")]
+    assert files[0].where == f"{bundle}:3 (tier1-base/a.txt)"
+    assert layers.files("tier3") is None, "caches never count as layer files"
+    # The folder, when present, wins, and gives the same records.
+    (tmp_path / "layers" / "tier1-base").mkdir(parents=True)
+    (tmp_path / "layers" / "tier1-base" / "a.txt").write_bytes(b"from the folder\n")
+    folder_files = layers.files("tier1-base")
+    assert [(f.relative, f.data) for f in folder_files] == [("a.txt", b"from the folder\n")]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b.replace(b"bundle 1", b"bundle 9"), ":1: not a bundle"),
+        (lambda b: b.replace(b"=== 755", b"=== 700"), ":6: expected '=== <mode> <bytes> <path>'"),
+        (lambda b: b[:60], ":3: tier1-base/a.txt is truncated"),
+        # One byte short: the content's own line break ends it, the real one is no header.
+        (lambda b: b.replace(b"=== 644 6 ", b"=== 644 5 "), ":5: expected '=== <mode>"),
+    ],
+    ids=["magic", "mode", "cut", "size"],
+)
+def test_a_damaged_bundle_is_an_error_naming_its_line(
+    tmp_path: Path, damage: Any, message: str
+) -> None:
+    script = load_script()
+    bundle = tmp_path / "layers.bundle.txt"
+    bundle.write_bytes(damage(BUNDLE))
+    with pytest.raises(script.ScaffoldError, match=re.escape(f"{bundle}{message}")):
+        script.Layers(folder=tmp_path / "layers", bundle=bundle).files("tier1-base")
+
+
+def test_neither_folder_nor_bundle_says_to_reinstall(tmp_path: Path) -> None:
+    script = load_script()
+    layers = script.Layers(folder=tmp_path / "layers", bundle=tmp_path / "layers.bundle.txt")
+    with pytest.raises(script.ScaffoldError, match="reinstall the skill"):
+        layers.files("tier1-base")

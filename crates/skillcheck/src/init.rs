@@ -107,6 +107,13 @@ exclude = []
 # The largest file and the largest skill that lint and pack read, in bytes.
 max_file_bytes = {max_file_bytes}
 max_total_bytes = {max_total_bytes}
+
+# Per target (spec, claude-code, claude-ai): folders that ship as one plain-text bundle
+# file each, `<folder>.bundle.txt`, for a client that limits the number of files (claude.ai
+# takes at most 200). Lint and diff read a bundle back as the folder; the skill's own
+# scripts must read the bundle when the folder is absent. For example:
+# [pack.targets.claude-ai]
+# bundle = ["assets/templates"]
 "#
     )
 }
