@@ -108,10 +108,10 @@ exclude = []
 max_file_bytes = {max_file_bytes}
 max_total_bytes = {max_total_bytes}
 
-# Per target (spec, claude-code, claude-ai): folders that ship as one plain-text bundle
-# file each, `<folder>.bundle.txt`, for a client that limits the number of files (claude.ai
-# takes at most 200). Lint and diff read a bundle back as the folder; the skill's own
-# scripts must read the bundle when the folder is absent. For example:
+# Per target (spec, claude-code, claude-ai): folders that ship as one plain-text
+# bundle file each, `<folder>.bundle.txt`, for a client that limits the number of
+# files (claude.ai takes at most 200). Lint and diff read a bundle back as the folder;
+# the skill's own scripts must read the bundle when the folder is absent. For example:
 # [pack.targets.claude-ai]
 # bundle = ["assets/templates"]
 "#
@@ -180,6 +180,7 @@ mod tests {
             "\nmax_file_bytes = 10485760\n",
             "\nmax_total_bytes = 52428800\n",
             "\n# select = [\"ALL\"]\n",
+            "\n# [pack.targets.claude-ai]\n# bundle = [",
         ] {
             assert!(text.contains(live), "missing {live:?} in\n{text}");
         }

@@ -71,6 +71,25 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Whatever follows the first line (a package may hold anything), decoding returns.
+    #[test]
+    fn decoding_any_bytes_never_panics(
+        pieces in proptest::collection::vec(
+            prop_oneof![
+                any::<Vec<u8>>(),
+                "=== (644|755) [0-9]{1,3} [a-z./]{0,6}\n?".prop_map(String::into_bytes),
+                Just(b"\n".to_vec()),
+            ],
+            0..8,
+        )
+    ) {
+        let mut bytes = format!("{MAGIC}\n").into_bytes();
+        bytes.extend(pieces.concat());
+        let _ = decode(&bytes);
+    }
+}
+
 #[test]
 fn the_text_is_the_tree_readable_in_order() {
     let bytes = encode(&[
@@ -173,6 +192,10 @@ fn every_malformation_names_its_line() {
         (
             "skillcheck-bundle 1\n=== 644 2 b\nx\n\n=== 644 0 a\n\n",
             "line 5: `a` appears twice, or out of order",
+        ),
+        (
+            "skillcheck-bundle 1\n=== 644 0 a",
+            "line 2: the content of `a` is not followed by a line break",
         ),
         (
             "skillcheck-bundle 1\n=== 644 0 a\n\n# late comment\n",

@@ -248,7 +248,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<SkillFile>, BundleError> {
                 path: path.to_owned(),
             });
         }
-        let start = end + 1;
+        // A header on the last line, without its line break, has nothing after it.
+        let start = (end + 1).min(bytes.len());
         let available = bytes.len().saturating_sub(start);
         if available < size {
             return Err(BundleError::Truncated {
