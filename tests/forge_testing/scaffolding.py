@@ -49,9 +49,15 @@ def run_scaffold(
 
 
 def scaffold(
-    out: Path, *, tier: int = 1, name: str | None = None, **options: str
+    out: Path,
+    *,
+    tier: int = 1,
+    name: str | None = None,
+    script: Path = SCAFFOLD_SCRIPT,
+    **options: str,
 ) -> Path:
-    """Generates a project into `out` (its parent must exist) and returns `out`.
+    """Generates a project into `out` (its parent must exist) and returns `out`; `script`
+    is another copy of the scaffold, such as one unzipped from a package.
 
     `options` are the manifest's (`db="redis"`, `broker="rabbitmq"`, ...); an option or a
     value the manifest does not have for `tier` is refused here, naming what it has."""
@@ -72,7 +78,7 @@ def scaffold(
             )
         args += [f"--{option}", value]
     run(
-        [BASE_PYTHON, SCAFFOLD_SCRIPT, *args, "--out", out],
+        [BASE_PYTHON, script, *args, "--out", out],
         cwd=out.parent,
         env=clean_env(),
     )

@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-from forge_testing import REPO_ROOT
+from forge_testing import REPO_ROOT, SKILL
+from forge_testing.scaffolding import scaffold
 
 from .skills import build_release_binary
 
-SKILL = REPO_ROOT / "skill" / "fastapi-forge"
 MAX_UPLOAD_FILES = 200
 MAX_UPLOAD_BYTES = 30 * 1000 * 1000
 # What pack never ships (built-in exclusions): the config, and caches a test run may leave.
@@ -87,15 +86,8 @@ def test_the_upload_fits_claude_ai_and_carries_the_layers_as_one_file(
     assert bundle.count(b"\n=== ") == len(layer_files)
 
 
-def generate(script: Path, out: Path, args: list[str]) -> dict[str, tuple[bytes, bool]]:
-    result = subprocess.run(
-        [sys.executable, str(script), "--out", str(out), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "has no files" not in result.stderr, result.stderr
+def generated(out: Path) -> dict[str, tuple[bytes, bool]]:
+    """Each file's bytes and executable bit."""
     return {
         path.relative_to(out).as_posix(): (
             path.read_bytes(),
@@ -107,36 +99,25 @@ def generate(script: Path, out: Path, args: list[str]) -> dict[str, tuple[bytes,
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("tier", "options"),
     [
-        [],
-        [
-            "--tier",
-            "2",
-            "--name",
-            "shop",
-            "--broker",
-            "rabbitmq",
-            "--agent",
-            "langgraph",
-        ],
-        ["--tier", "3", "--name", "orders"],
+        (1, {}),
+        (2, {"name": "shop", "broker": "rabbitmq", "agent": "langgraph"}),
+        (3, {"name": "orders"}),
     ],
     ids=["tier1-default", "tier2", "tier3"],
 )
 def test_the_packed_scaffold_generates_the_repository_s_projects(
-    unpacked: Path, args: list[str], tmp_path: Path
+    unpacked: Path, tier: int, options: dict[str, str], tmp_path: Path
 ) -> None:
-    expected = generate(
-        SKILL / "scripts" / "scaffold_fastapi.py", tmp_path / "repo", args
-    )
-    packed = generate(
-        unpacked / "scripts" / "scaffold_fastapi.py", tmp_path / "packed", args
+    expected = generated(scaffold(tmp_path / "repo", tier=tier, **options))
+    packed_script = unpacked / "scripts" / "scaffold_fastapi.py"
+    packed = generated(
+        scaffold(tmp_path / "packed", tier=tier, script=packed_script, **options)
     )
     assert len(expected) > 50
     assert sorted(packed) == sorted(expected)
-    differing = [path for path in expected if packed[path] != expected[path]]
-    assert differing == []
+    assert [path for path in expected if packed[path] != expected[path]] == []
 
 
 def test_the_default_package_keeps_every_file_of_the_skill(tmp_path: Path) -> None:
