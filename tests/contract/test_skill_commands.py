@@ -6,6 +6,7 @@ skill, which must not fail before FastAPI is installed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -44,8 +45,12 @@ def user_shell_env(tmp_path: Path, **services: str) -> dict[str, str]:
     return env
 
 
-# Tiers 2 and 3 join as soon as SKILL.md gives their commands.
-@pytest.mark.parametrize("tier", [1])
+# Test runs (`pytest -q` summaries) each block makes: Tier 1 one; Tiers 2 and 3 one per
+# package (shared/common, shared/platform, gateway, the services).
+PACKAGE_RUNS = {1: 1, 2: 6, 3: 8}
+
+
+@pytest.mark.parametrize("tier", [1, 2, 3])
 def test_skill_md_commands_work(
     tier: int, tmp_path: Path, pg_admin_url: str, redis_base_url: str
 ) -> None:
@@ -63,6 +68,8 @@ def test_skill_md_commands_work(
         "PGPORT": str(pg.port or 5432),
         "PGUSER": pg.username or "postgres",
     }
+    # Tiers 2 and 3 make a database per package, named after the system.
+    system = re.search(r"--tier [23] --name (\S+)", block)
     with (
         redis_database(redis_base_url) as redis_url,
         redis_database(redis_base_url) as broker_url,
@@ -80,7 +87,7 @@ def test_skill_md_commands_work(
             run(["dropdb", "--if-exists", name], cwd=tmp_path, env=env)
             env["DATABASE_URL"] = database_url.rsplit("/", 1)[0] + f"/{name}"
         try:
-            run(
+            result = run(
                 ["bash", "-eo", "pipefail", "-c", block],
                 cwd=workdir,
                 env=env,
@@ -89,8 +96,32 @@ def test_skill_md_commands_work(
         finally:
             # Tier 1's tests make DATABASE_URL's database + `_test` when it is missing.
             made = env["DATABASE_URL"].rsplit("/", 1)[1]
-            for name in (f"{made}_test", *([made] if created else [])):
+            dropped = [f"{made}_test", *([made] if created else [])]
+            if system:
+                dropped += databases_named(
+                    pg_admin_url, system.group(1).replace("-", "_") + "_test_"
+                )
+            for name in dropped:
                 run(["dropdb", "--if-exists", name], cwd=tmp_path, env=env, check=False)
+    summaries = re.findall(r"^.*\d+ passed.*$", result.stdout, re.MULTILINE)
+    assert len(summaries) == PACKAGE_RUNS[tier], result.stdout
+    assert not [s for s in summaries if "skipped" in s], summaries
+
+
+def databases_named(admin_url: str, prefix: str) -> list[str]:
+    import asyncpg
+
+    async def names() -> list[str]:
+        conn = await asyncpg.connect(admin_url, timeout=15)
+        try:
+            rows = await conn.fetch(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix
+            )
+        finally:
+            await conn.close()
+        return [row["datname"] for row in rows]
+
+    return asyncio.run(names())
 
 
 def test_official_skill_locator_works_before_fastapi_is_installed(

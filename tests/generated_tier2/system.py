@@ -37,9 +37,11 @@ EDITABLE = [
     "shared/platform",
     "services/user-service[dev]",
     "services/notification-service[dev]",
-    "services/agent-service[dev]",
+    "services/agent-service",
     "gateway[dev]",
 ]
+# agent-service (a Tier 1 project) has a PEP 735 dev group, not a `dev` extra.
+GROUPS = ["--group", "services/agent-service/pyproject.toml:dev"]
 
 
 @dataclass
@@ -86,6 +88,7 @@ def shared_systems(tmp_path_factory: object) -> Systems:
         venv = create_venv(
             parent / "venv",
             *editables,
+            *GROUPS,
             *orders,
             "aio-pika>=9.5.0",
             "aiokafka>=0.12.0",

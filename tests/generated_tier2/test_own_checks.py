@@ -62,22 +62,38 @@ def test_shared_and_gateway_tests(tier2: Build, package: str) -> None:
     )
 
 
-@pytest.mark.parametrize("service", ["user-service", "notification-service"])
-def test_service_tests(
-    tier2: Build, service: str, pg_admin_url: str, redis_broker_url: str
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_service_tests_pass_in_any_order_on_one_broker(
+    tier2: Build, broker: str, pg_admin_url: str, request: pytest.FixtureRequest
 ) -> None:
-    # A fresh database each: the service's test conftest migrates it.
-    with throwaway_database(pg_admin_url, prefix="e2e_own") as database_url:
-        env = clean_env() | {
-            "DATABASE_URL": database_url,
-            "BROKER_URL": redis_broker_url,
-            "JWT_SECRET": JWT_SECRET,
-        }
-        run(
-            [str(tier2.venv.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-            cwd=tier2.redis_project / "services" / service,
-            env=env,
-        )
+    """The services' own tests, each on a fresh database but all on ONE broker, as a
+    developer runs them: notification-service's (which publishes a `user.registered` v99)
+    once broke user-service's, which read the stream from its start."""
+    project = tier2.redis_project if broker == "redis" else tier2.rabbit_project
+    broker_url = request.getfixturevalue(
+        "redis_broker_url" if broker == "redis" else "rabbit_url"
+    )
+    for service in ("notification-service", "user-service", "notification-service"):
+        # The service's test conftest migrates the database.
+        with throwaway_database(pg_admin_url, prefix="e2e_own") as database_url:
+            env = clean_env() | {
+                "DATABASE_URL": database_url,
+                "BROKER_URL": broker_url,
+                "JWT_SECRET": JWT_SECRET,
+                "PYTHONPATH": source_path(project),
+            }
+            run(
+                [
+                    str(tier2.venv.python),
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                ],
+                cwd=project / "services" / service,
+                env=env,
+            )
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq", "kafka"])
