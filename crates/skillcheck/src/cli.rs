@@ -44,6 +44,16 @@ pub enum Command {
     Diff(crate::pack::command::DiffArgs),
     /// Write a skillcheck.toml holding every setting at its default, commented.
     Init(InitArgs),
+    /// Run the language server on stdin/stdout (diagnostics, quick fixes, rule docs on hover).
+    Server(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Accepted and ignored: stdio is the only transport, and some editors' clients
+    /// (vscode-languageclient) pass this flag.
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +144,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pack(args) => exit_with(crate::pack::command::pack_command(&args)),
         Command::Diff(args) => exit_with(crate::pack::command::diff_command(&args)),
         Command::Init(args) => exit_with(init_command(&args)),
+        Command::Server(_) => exit_with(crate::server::run_stdio()),
         Command::Explain { rule } => match rules::find(&rule) {
             Some(r) => print_out(&registry::explain(r)),
             None => {

@@ -21,24 +21,35 @@ pub struct FileFix {
     pub edits: usize,
 }
 
-/// Applies non-overlapping edits (sorted by start) to `text`; overlapping ones are skipped.
-pub fn apply_edits(text: &str, edits: &[&Edit]) -> (String, usize) {
+/// The edits that apply together to a text of `len` bytes, sorted by start: an edit that
+/// overlaps an earlier one, or reaches past the end, is left out. `--fix` and the language
+/// server's "fix all" apply the same set.
+pub fn compatible_edits<'a>(edits: &[&'a Edit], len: usize) -> Vec<&'a Edit> {
     let mut sorted: Vec<&Edit> = edits.to_vec();
     sorted.sort_by_key(|e| (e.range.start, e.range.end));
+    let mut pos = 0;
+    sorted.retain(|edit| {
+        let fits = edit.range.start >= pos && edit.range.end <= len;
+        if fits {
+            pos = edit.range.end;
+        }
+        fits
+    });
+    sorted
+}
+
+/// Applies the [`compatible_edits`] to `text`; returns the result and how many applied.
+pub fn apply_edits(text: &str, edits: &[&Edit]) -> (String, usize) {
+    let chosen = compatible_edits(edits, text.len());
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    let mut applied = 0;
-    for edit in sorted {
-        if edit.range.start < pos || edit.range.end > text.len() {
-            continue;
-        }
+    for edit in &chosen {
         out.push_str(&text[pos..edit.range.start]);
         out.push_str(&edit.replacement);
         pos = edit.range.end;
-        applied += 1;
     }
     out.push_str(&text[pos..]);
-    (out, applied)
+    (out, chosen.len())
 }
 
 /// The fixes a report offers for a skill read from a folder.

@@ -17,6 +17,7 @@ pub mod parse;
 pub mod registry;
 pub mod render;
 pub mod rules;
+pub mod server;
 pub mod settings;
 pub mod source;
 

@@ -119,6 +119,22 @@ impl SkillSource {
             .any(|f| f.path.as_bytes().get(path.len()) == Some(&b'/'))
     }
 
+    /// Sets the contents of `path` (relative, `/`-separated), adding the file when the tree
+    /// lacks it: the language server lints editors' unsaved buffers this way.
+    pub fn put_file(&mut self, path: &str, bytes: Vec<u8>) {
+        match self.files.binary_search_by(|f| f.path.as_str().cmp(path)) {
+            Ok(i) => self.files[i].bytes = bytes,
+            Err(i) => self.files.insert(
+                i,
+                SkillFile {
+                    path: path.to_string(),
+                    bytes,
+                    executable: false,
+                },
+            ),
+        }
+    }
+
     /// Total bytes of all files.
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes.len() as u64).sum()
@@ -150,5 +166,24 @@ mod tests {
         assert!(!src.is_dir("assets/x/y.txt"));
         assert!(!src.is_dir("as"));
         assert!(src.file("ab/c.txt").is_some());
+    }
+
+    #[test]
+    fn put_file_replaces_or_inserts_in_order() {
+        let mut src = SkillSource {
+            name: "s".into(),
+            origin: Origin::Dir(PathBuf::from("s")),
+            files: vec![],
+            rejected: vec![],
+        };
+        src.put_file("b.md", b"1".to_vec());
+        src.put_file("a.md", b"2".to_vec());
+        src.put_file("b.md", b"3".to_vec());
+        let shown: Vec<(&str, &[u8])> = src
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.bytes.as_slice()))
+            .collect();
+        assert_eq!(shown, [("a.md", &b"2"[..]), ("b.md", &b"3"[..])]);
     }
 }
