@@ -11,15 +11,14 @@ is written to .cache/skillcheck-server-session.jsonl, to read or quote.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_lsp
-from forge_testing import REPO_ROOT
+from forge_testing import REPO_ROOT, wait_for_async
 from lsprotocol import types
 from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
@@ -122,19 +121,23 @@ def apply_edits(text: str, edits: Sequence[types.TextEdit]) -> str:
     return text
 
 
-async def wait_for(
-    client: LanguageClient,
-    uri: str,
-    ready: Callable[[list[str]], bool],
+async def published(
+    client: LanguageClient, uri: str, codes: list[str]
 ) -> Sequence[types.Diagnostic]:
-    """The diagnostics published for `uri` once their codes satisfy `ready` (10 s at most)."""
-    for _ in range(200):
+    """The diagnostics published for `uri` once they are `codes`, in order."""
+
+    async def ready() -> bool:
         found = client.diagnostics.get(uri)
-        if found is not None and ready([str(d.code) for d in found]):
-            return found
-        await asyncio.sleep(0.05)
-    shown = [(d.code, d.message) for d in client.diagnostics.get(uri, [])]
-    raise AssertionError(f"diagnostics for {uri} never became ready; last: {shown}")
+        return found is not None and [str(d.code) for d in found] == codes
+
+    try:
+        await wait_for_async(
+            ready, f"diagnostics {codes} for {uri}", timeout=10, pause=0.05
+        )
+    except AssertionError as e:
+        last = [(d.code, d.message) for d in client.diagnostics.get(uri, [])]
+        raise AssertionError(f"{e}; last published: {last}") from None
+    return client.diagnostics[uri]
 
 
 def open_doc(client: LanguageClient, uri: str, text: str) -> None:
@@ -179,9 +182,7 @@ async def test_an_editor_session(client: LanguageClient, tmp_path: Path) -> None
     assert init.capabilities.hover_provider
 
     open_doc(client, skill_uri, SKILL)
-    found = await wait_for(
-        client, skill_uri, lambda codes: codes == ["LNK004", "LNK003"]
-    )
+    found = await published(client, skill_uri, ["LNK004", "LNK003"])
     case, missing = found
     assert case.severity == types.DiagnosticSeverity.Warning  # from skillcheck.toml
     assert missing.severity == types.DiagnosticSeverity.Error
@@ -225,7 +226,7 @@ async def test_an_editor_session(client: LanguageClient, tmp_path: Path) -> None
     assert "[le guide](references/guide.md#usage-notes)" in fixed
     # The editor applies the edit to its buffer and reports the change.
     change_doc(client, skill_uri, 2, edits)
-    await wait_for(client, skill_uri, lambda codes: codes == ["LNK003"])
+    await published(client, skill_uri, ["LNK003"])
 
     # A heading typed into another buffer, never saved, resolves the link into it.
     open_doc(client, guide_uri, GUIDE)
@@ -236,7 +237,7 @@ async def test_an_editor_session(client: LanguageClient, tmp_path: Path) -> None
         2,
         [types.TextEdit(types.Range(end, end), "\n## Setup\n\nSteps.\n")],
     )
-    await wait_for(client, skill_uri, lambda codes: codes == [])
+    await published(client, skill_uri, [])
     assert (skill / "references" / "guide.md").read_text() == GUIDE
     assert (skill / "SKILL.md").read_text() == SKILL
 
