@@ -175,6 +175,7 @@ mod tests {
             origin: Origin::Dir(PathBuf::from("s")),
             files: vec![],
             rejected: vec![],
+            bundles: vec![],
         };
         src.put_file("b.md", b"1".to_vec());
         src.put_file("a.md", b"2".to_vec());
