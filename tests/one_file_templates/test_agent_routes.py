@@ -22,13 +22,17 @@ LEASE = 3.0
 
 
 def test_module_imports_standalone() -> None:
-    # -I: no PYTHONPATH, user site or current folder: only the template folder.
+    # -I: no PYTHONPATH, user site or current folder: only the template folder. -I also
+    # ignores PYTHONDONTWRITEBYTECODE, so -B keeps __pycache__ out of the skill (HYG001).
     code = (
         f"import sys; sys.path.insert(0, {str(TEMPLATES)!r}); import agent_routes;"
         " print(agent_routes.install_agent_routes.__name__)"
     )
     out = subprocess.run(
-        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-I", "-B", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "install_agent_routes"
 
