@@ -153,9 +153,17 @@ def test_a_publisher_set_delivery_count_header_of_any_value_is_handled(
     assert "crashed" not in log, log
     assert failed == 5, f"{failed} failed deliveries, expected CONSUMER_MAX_DELIVERIES"
     vhost = urlsplit(orders.env["BROKER_URL"]).path.lstrip("/")
-    queues = run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
-        cwd=orders.project,
-    ).stdout
-    assert "order-projector.orders.events.dlq\t1" in queues, queues
+
+    def dead_letter_queue_holds_it() -> bool:
+        queues = run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
+            cwd=orders.project,
+        ).stdout
+        return "order-projector.orders.events.dlq\t1" in queues
+
+    # The metric counts the dead letter before the reject reaches RabbitMQ, and a quorum
+    # queue's message count in list_queues trails by a few seconds: wait, do not sample.
+    wait_for(
+        dead_letter_queue_holds_it, "the dead-letter queue holding the message", 30
+    )
     place_and_wait_projected(orders)
