@@ -2,10 +2,8 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::LazyLock;
 
 use pulldown_cmark::{CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
-use regex::Regex;
 
 use super::slug::Slugger;
 
@@ -147,10 +145,56 @@ impl MarkdownDoc {
     }
 }
 
-static HTML_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\s(?:id|name)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"#)
-        .expect("static regex")
-});
+/// The values of `id=` and `name=` attributes in HTML: what the regex
+/// `(?i)\s(?:id|name)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))` finds, one match after the
+/// other, written out because compiling that regex cost more than parsing a small skill.
+fn html_ids(html: &str) -> impl Iterator<Item = &str> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        while let Some((offset, c)) = html[pos..].char_indices().find(|&(_, c)| c.is_whitespace()) {
+            let at = pos + offset + c.len_utf8();
+            if let Some((end, value)) = html_id_at(html, at) {
+                pos = end;
+                return Some(value);
+            }
+            pos = at;
+        }
+        pos = html.len();
+        None
+    })
+}
+
+/// After a whitespace character at `at`: `id` or `name`, `=`, and a value; returns where the
+/// match ends and the value.
+fn html_id_at(html: &str, at: usize) -> Option<(usize, &str)> {
+    let rest = &html.as_bytes()[at..];
+    let name = if rest.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"id")) {
+        2
+    } else if rest
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"name"))
+    {
+        4
+    } else {
+        return None;
+    };
+    let after_name = &html[at + name..];
+    let after_eq = after_name.trim_start().strip_prefix('=')?.trim_start();
+    let start = html.len() - after_eq.len();
+    match after_eq.chars().next()? {
+        quote @ ('"' | '\'') => {
+            let close = after_eq[1..].find(quote)?;
+            Some((start + 1 + close + 1, &after_eq[1..1 + close]))
+        }
+        c if c.is_whitespace() || c == '>' => None,
+        _ => {
+            let len = after_eq
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '>'))
+                .unwrap_or(after_eq.len());
+            Some((start + len, &after_eq[..len]))
+        }
+    }
+}
 
 /// Where the Markdown body starts: after a leading `---` frontmatter block, if there is one.
 pub fn body_start(text: &str) -> usize {
@@ -284,10 +328,8 @@ pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
                 }
             }
             Event::Html(h) | Event::InlineHtml(h) => {
-                for cap in HTML_ID.captures_iter(&h) {
-                    if let Some(m) = cap.get(1).or(cap.get(2)).or(cap.get(3)) {
-                        doc.html_ids.insert(m.as_str().to_string());
-                    }
+                for id in html_ids(&h) {
+                    doc.html_ids.insert(id.to_string());
                 }
             }
             Event::Start(Tag::Link {
@@ -355,7 +397,8 @@ pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
                         .next()
                         .unwrap_or("")
                         .to_lowercase(),
-                    content: String::new(),
+                    // The content is at most the block's source: one allocation.
+                    content: String::with_capacity(range.len()),
                     line,
                     col,
                     content_line: line + 1,
@@ -389,19 +432,15 @@ pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
 /// Whether the source of a fenced block ends with a closing fence. Inside a block quote each
 /// line carries the quote's `>` markers: they are not part of the fence.
 fn fence_closed(source: &str) -> bool {
-    let unquote = |line: &str| -> String {
+    // Only the first and the last line matter: they are borrowed, not copied.
+    fn unquote(line: &str) -> &str {
         let mut rest = line.trim_start();
         while let Some(r) = rest.strip_prefix('>') {
             rest = r.trim_start();
         }
-        rest.to_string()
-    };
-    let unquoted: Vec<String> = source
-        .trim_end_matches(['\n', '\r'])
-        .lines()
-        .map(unquote)
-        .collect();
-    let mut lines = unquoted.iter().map(String::as_str);
+        rest
+    }
+    let mut lines = source.trim_end_matches(['\n', '\r']).lines().map(unquote);
     let Some(open) = lines.next() else {
         return false;
     };
@@ -442,12 +481,14 @@ fn push_code_paths(out: &mut Vec<CodePath>, code: &str, line: usize, col: Option
     let bytes = code.as_bytes();
     let is_path_byte = |b: u8| PATH_BYTE[usize::from(b)];
     let mut i = 0;
-    while i < bytes.len() {
-        if !is_path_byte(bytes[i]) {
-            i += 1;
-            continue;
+    // Only words with a `/` or a `.` are kept: jump from one of those bytes to the next, then
+    // widen to the word around it (the bytes before it in the word hold neither).
+    while let Some(hit) = memchr::memchr2(b'/', b'.', &bytes[i..]).map(|off| i + off) {
+        let mut start = hit;
+        while start > i && is_path_byte(bytes[start - 1]) {
+            start -= 1;
         }
-        let start = i;
+        i = hit;
         let mut has_slash = false;
         let mut last_dot = None;
         while i < bytes.len() && is_path_byte(bytes[i]) {
@@ -457,10 +498,6 @@ fn push_code_paths(out: &mut Vec<CodePath>, code: &str, line: usize, col: Option
                 _ => {}
             }
             i += 1;
-        }
-        // Most words are neither a path nor a file name.
-        if !has_slash && last_dot.is_none() {
-            continue;
         }
         // A URL (`https://...`) is not a path of the skill.
         if bytes.get(i) == Some(&b':') && bytes.get(i + 1) == Some(&b'/') {
@@ -543,8 +580,73 @@ mod tests {
         );
     }
 
+    /// The byte-by-byte scan `push_code_paths` replaced, as an oracle.
+    fn code_paths_by_bytes(code: &str) -> Vec<(String, usize)> {
+        let bytes = code.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !PATH_BYTE[usize::from(bytes[i])] {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let (mut has_slash, mut last_dot) = (false, None);
+            while i < bytes.len() && PATH_BYTE[usize::from(bytes[i])] {
+                match bytes[i] {
+                    b'/' => has_slash = true,
+                    b'.' => last_dot = Some(i),
+                    _ => {}
+                }
+                i += 1;
+            }
+            if (!has_slash && last_dot.is_none())
+                || (bytes.get(i) == Some(&b':') && bytes.get(i + 1) == Some(&b'/'))
+            {
+                continue;
+            }
+            let word = code[start..i].trim_end_matches('.');
+            let end = start + word.len();
+            let has_ext = last_dot.is_some_and(|d| d > start && d < end && end - d <= 9);
+            if word.len() >= 3
+                && word.len() <= 200
+                && !word.starts_with('-')
+                && (has_slash || has_ext)
+            {
+                out.push((word.to_string(), 3 + code[..start].chars().count()));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn code_paths_match_the_byte_scan(code in r"[a-z./:_\- é*%@+]{0,60}") {
+            let mut found = Vec::new();
+            push_code_paths(&mut found, &code, 1, Some(2));
+            let found: Vec<_> = found.into_iter().map(|c| (c.token, c.col)).collect();
+            proptest::prop_assert_eq!(found, code_paths_by_bytes(&code));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn html_ids_match_the_regex(html in "( |\t|\n|\u{a0}|=|\"|'|>|<a|id|ID|Name|nAmE|x|é|-){0,24}") {
+            let regex = regex::Regex::new(
+                r#"(?i)\s(?:id|name)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"#,
+            )
+            .expect("static regex");
+            let by_regex: Vec<&str> = regex
+                .captures_iter(&html)
+                .filter_map(|cap| cap.get(1).or(cap.get(2)).or(cap.get(3)))
+                .map(|m| m.as_str())
+                .collect();
+            proptest::prop_assert_eq!(html_ids(&html).collect::<Vec<_>>(), by_regex);
+        }
+    }
+
     #[test]
-    fn html_ids() {
+    fn html_ids_become_anchors() {
         let d = doc("<a id=\"x-1\"></a>\n\nText <span name='y'>s</span>\n");
         assert!(d.has_anchor("x-1") && d.has_anchor("y"));
     }

@@ -1,9 +1,5 @@
 //! SKILL.md frontmatter: present, closed, valid YAML, the spec's keys with the right types.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
 use crate::diag::Diagnostic;
 use crate::engine::{Context, Frontmatter, MdFile, Sink};
 use crate::parse::yaml::{self, Node, Pos, ScalarKind};
@@ -134,10 +130,91 @@ enum Expect {
     StrOrList,
 }
 
-static TRIGGER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(use (it |this |this skill |me )?(when|whenever|for|to|if|on|in|before|after|during|while|proactively)|should be used|when(ever)?\b|if the user|triggers?|invoke|asks?|requests?|needs? to|helps? (you |users )?(with|to|when))")
-        .expect("static regex")
-});
+/// [`has_trigger`]'s byte for a non-ASCII word character.
+const OTHER_WORD: u8 = 0x80;
+/// [`has_trigger`]'s byte for any other non-ASCII character.
+const OTHER_NON_WORD: u8 = 0x81;
+
+/// Whether the description says when to use the skill: what the regex `TRIGGER` in the
+/// tests matches, by hand, since compiling that regex cost more than linting a small skill.
+/// Each character becomes one byte: ASCII lowercased; `ſ` and the Kelvin sign, which Unicode
+/// case folding equates with `s` and `k`, as those; any other word character as
+/// [`OTHER_WORD`], anything else as [`OTHER_NON_WORD`]. The regex's literals are ASCII and
+/// its `\b` is Unicode's, so that is all it sees.
+fn has_trigger(desc: &str) -> bool {
+    let folded: Vec<u8> = desc
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii() => c.to_ascii_lowercase() as u8,
+            '\u{17F}' => b's',
+            '\u{212A}' => b'k',
+            c if regex_syntax::is_word_character(c) => OTHER_WORD,
+            _ => OTHER_NON_WORD,
+        })
+        .collect();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == OTHER_WORD;
+    (0..folded.len())
+        .filter(|&i| word(folded[i]) && (i == 0 || !word(folded[i - 1])))
+        .any(|i| trigger_at(&folded[i..], word))
+}
+
+/// `TRIGGER`'s alternatives at the start of `s` (folded, at a word boundary).
+fn trigger_at(s: &[u8], word: impl Fn(u8) -> bool) -> bool {
+    const USE_WHEN: [&[u8]; 12] = [
+        b"when",
+        b"whenever",
+        b"for",
+        b"to",
+        b"if",
+        b"on",
+        b"in",
+        b"before",
+        b"after",
+        b"during",
+        b"while",
+        b"proactively",
+    ];
+    let ends_word = |rest: &[u8]| rest.first().is_none_or(|&b| !word(b));
+    if let Some(rest) = s.strip_prefix(b"use ") {
+        let objects: [&[u8]; 5] = [b"", b"it ", b"this ", b"this skill ", b"me "];
+        let after_object = objects
+            .iter()
+            .filter_map(|&object| rest.strip_prefix(object));
+        for r in after_object {
+            if USE_WHEN.iter().any(|w| r.starts_with(w)) {
+                return true;
+            }
+        }
+    }
+    if let Some(rest) = s.strip_prefix(b"help") {
+        let rest = rest.strip_prefix(b"s").unwrap_or(rest);
+        if let Some(rest) = rest.strip_prefix(b" ") {
+            let objects: [&[u8]; 3] = [b"", b"you ", b"users "];
+            let after_object = objects
+                .iter()
+                .filter_map(|&object| rest.strip_prefix(object));
+            for r in after_object {
+                let verbs: [&[u8]; 3] = [b"with", b"to", b"when"];
+                if verbs.iter().any(|w| r.starts_with(w)) {
+                    return true;
+                }
+            }
+        }
+    }
+    let phrases: [&[u8]; 8] = [
+        b"should be used",
+        b"if the user",
+        b"trigger",
+        b"invoke",
+        b"ask",
+        b"request",
+        b"need to",
+        b"needs to",
+    ];
+    s.strip_prefix(b"whenever").is_some_and(ends_word)
+        || s.strip_prefix(b"when").is_some_and(ends_word)
+        || phrases.iter().any(|p| s.starts_with(p))
+}
 
 struct Ctx<'a, 'b, 'c> {
     file: &'a MdFile<'a>,
@@ -532,7 +609,7 @@ fn check_description(ctx: &mut Ctx, key: &Node, value: &Node) {
             Some("write the text without angle brackets".into()),
         );
     }
-    if !TRIGGER.is_match(desc) {
+    if !has_trigger(desc) {
         ctx.at(
             &DESCRIPTION_NO_TRIGGER,
             pos,
@@ -545,7 +622,24 @@ fn check_description(ctx: &mut Ctx, key: &Node, value: &Node) {
 
 #[cfg(test)]
 mod tests {
-    use super::suggest_name;
+    use super::{has_trigger, suggest_name};
+    use regex::Regex;
+    use std::sync::LazyLock;
+
+    /// What FM012 matched before [`has_trigger`], as an oracle.
+    static TRIGGER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(use (it |this |this skill |me )?(when|whenever|for|to|if|on|in|before|after|during|while|proactively)|should be used|when(ever)?\b|if the user|triggers?|invoke|asks?|requests?|needs? to|helps? (you |users )?(with|to|when))")
+            .expect("static regex")
+    });
+
+    proptest::proptest! {
+        #[test]
+        fn trigger_by_hand_matches_the_regex(
+            desc in r"([A-Za-z_]{0,3}|[éſ\u{212A}١\u{200D}—’]|use |Use |it |this |skill |me |when|ever|Whenever |for |to |in |help|s |you |users |with|should be used|if the user|trigger|INVOKE|ask|request|need|needs| to|[ .,;:\-]){0,12}"
+        ) {
+            proptest::prop_assert_eq!(has_trigger(&desc), TRIGGER.is_match(&desc), "{:?}", desc);
+        }
+    }
 
     #[test]
     fn name_suggestions() {
