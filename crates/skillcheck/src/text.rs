@@ -73,6 +73,19 @@ pub fn parent(path: &str) -> &str {
 
 /// Joins and normalises; `None` when `..` climbs above the root.
 pub fn join_normalized(dir: &str, rel: &str) -> Option<String> {
+    // Nearly always both are plain `a/b` paths: then the join is a concatenation.
+    if is_plain(dir) && is_plain(rel) {
+        return Some(match (dir.is_empty(), rel.is_empty()) {
+            (true, _) => rel.to_string(),
+            (false, true) => dir.to_string(),
+            (false, false) => [dir, "/", rel].concat(),
+        });
+    }
+    join_components(dir, rel)
+}
+
+/// [`join_normalized`] component by component.
+fn join_components(dir: &str, rel: &str) -> Option<String> {
     // The joined components, `/`-separated, built in place: a `..` cuts the last one off.
     let mut out = String::with_capacity(dir.len() + rel.len() + 1);
     let push = |out: &mut String, comp: &str| {
@@ -97,6 +110,15 @@ pub fn join_normalized(dir: &str, rel: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// Empty, or `/`-separated components none of which is empty, `.` or `..`.
+fn is_plain(path: &str) -> bool {
+    path.is_empty()
+        || path
+            .as_bytes()
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
 
 /// Lowercase, Markdown formatting removed, whitespace collapsed (checklist matching).
@@ -128,6 +150,13 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn plain_joins_equal_the_component_walk(dir in "[a./]{0,8}", rel in "[ab./]{0,10}") {
+            proptest::prop_assert_eq!(join_normalized(&dir, &rel), join_components(&dir, &rel));
+        }
+    }
 
     #[test]
     fn helpers() {

@@ -2,7 +2,7 @@
 //! parsed once, and every link and backticked path resolved once. The rule families only
 //! read it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::SourceLine;
@@ -174,6 +174,16 @@ fn split_frontmatter(text: &str) -> Frontmatter {
     Frontmatter::Unclosed { glued_line }
 }
 
+/// What a path of the skill is, borrowed from the tree.
+enum Found<'a> {
+    Dir,
+    File,
+    Rejected,
+    /// Exists only in another case: the actual path.
+    CaseOf(&'a str),
+    Missing,
+}
+
 pub struct Context<'a> {
     pub source: &'a SkillSource,
     pub settings: LintSettings<'a>,
@@ -183,9 +193,12 @@ pub struct Context<'a> {
     pub not_utf8: Vec<(&'a str, usize)>,
     /// `None` when there is no readable SKILL.md.
     pub frontmatter: Option<Frontmatter>,
-    rejected: HashSet<&'a str>,
+    rejected: foldhash::HashSet<&'a str>,
     /// Lowercased path → the first file with it, for case-mismatch lookups.
-    lowercase: HashMap<String, &'a str>,
+    lowercase: foldhash::HashMap<String, &'a str>,
+    /// Lowercased folders and rejected paths: with `lowercase`, every name a path of the
+    /// skill can match in any case, so most missing paths are known missing after one probe.
+    lowercase_others: foldhash::HashSet<String>,
     /// The skill folder on disk, canonical (`None` for packages).
     skill_dir: Option<PathBuf>,
 }
@@ -222,7 +235,12 @@ impl<'a> Context<'a> {
             not_utf8,
             frontmatter,
             rejected: source.rejected.iter().map(|r| r.path.as_str()).collect(),
-            lowercase: HashMap::new(),
+            lowercase: foldhash::HashMap::default(),
+            lowercase_others: source
+                .rejected
+                .iter()
+                .map(|r| r.path.to_lowercase())
+                .collect(),
             skill_dir: match &source.origin {
                 Origin::Dir(p) => std::fs::canonicalize(p).ok(),
                 Origin::Package(_) => None,
@@ -232,6 +250,12 @@ impl<'a> Context<'a> {
             ctx.lowercase
                 .entry(f.path.to_lowercase())
                 .or_insert(&f.path);
+            for (slash, _) in f.path.match_indices('/') {
+                let dir = &f.path[..slash];
+                if !ctx.lowercase_others.contains(dir) {
+                    ctx.lowercase_others.insert(dir.to_lowercase());
+                }
+            }
         }
         // Resolve every link against the parsed files, then store the outcomes.
         let resolved: Vec<(&str, Vec<LinkOutcome>, Vec<Dest>)> = ctx
@@ -301,37 +325,84 @@ impl<'a> Context<'a> {
                     .find_map(|(slash, _)| after_name(slash + 1))
             })
             .filter(|rest| !rest.is_empty());
-        for base in [parent(from), ""] {
+        // From a file at the root both bases are the root: one lookup is enough.
+        let from_dir = parent(from);
+        let bases: &[&str] = if from_dir.is_empty() {
+            &[""]
+        } else {
+            &[from_dir, ""]
+        };
+        for &base in bases {
             if let Some(joined) = join_normalized(base, token)
                 && !joined.is_empty()
             {
-                match self.lookup(&joined) {
-                    found @ (Dest::File(_) | Dest::Dir(_) | Dest::Rejected) => return found,
-                    case @ Dest::CaseMismatch(_) => fallback = Some(case),
-                    _ => {}
+                match self.find(&joined) {
+                    Found::File => return Dest::File(joined),
+                    Found::Dir => return Dest::Dir(joined),
+                    Found::Rejected => return Dest::Rejected,
+                    Found::CaseOf(actual) => fallback = Some(actual),
+                    Found::Missing => {}
                 }
             }
         }
-        match through_skill.map(|rest| self.lookup(rest)) {
-            Some(found @ (Dest::File(_) | Dest::Dir(_))) => found,
-            _ => fallback.unwrap_or_else(|| Dest::Missing(token.to_string())),
+        match through_skill.map(|rest| (rest, self.find(rest))) {
+            Some((rest, Found::File)) => Dest::File(rest.to_string()),
+            Some((rest, Found::Dir)) => Dest::Dir(rest.to_string()),
+            _ => fallback.map_or_else(
+                || Dest::Missing(token.to_string()),
+                |actual| Dest::CaseMismatch(actual.to_string()),
+            ),
         }
     }
 
     /// A normalised path relative to the skill root.
     fn lookup(&self, path: &str) -> Dest {
-        if path.is_empty() || self.source.is_dir(path) {
-            return Dest::Dir(path.to_string());
+        match self.find(path) {
+            Found::Dir => Dest::Dir(path.to_string()),
+            Found::File => Dest::File(path.to_string()),
+            Found::Rejected => Dest::Rejected,
+            Found::CaseOf(actual) => Dest::CaseMismatch(actual.to_string()),
+            Found::Missing => Dest::Missing(path.to_string()),
+        }
+    }
+
+    /// What [`Self::lookup`] finds, without allocating: most mentions in code name nothing.
+    fn find(&self, path: &str) -> Found<'a> {
+        if path.is_empty() {
+            return Found::Dir;
+        }
+        // An ASCII path (nearly all) is lowercased on the stack.
+        let mut buf = [0u8; 256];
+        let owned;
+        let lower = match buf.get_mut(..path.len()) {
+            Some(bytes) if path.is_ascii() => {
+                bytes.copy_from_slice(path.as_bytes());
+                bytes.make_ascii_lowercase();
+                std::str::from_utf8(bytes).expect("lowercased ASCII is UTF-8")
+            }
+            _ => {
+                owned = path.to_lowercase();
+                owned.as_str()
+            }
+        };
+        let case = self.lowercase.get(lower).copied();
+        // A folder, file or rejected path of that name, in any case, would be in one of the two
+        // tables (`is_dir` also takes a trailing `/`, which the tables do not hold).
+        if case.is_none() && !path.ends_with('/') && !self.lowercase_others.contains(lower) {
+            return Found::Missing;
+        }
+        if self.source.is_dir(path) {
+            return Found::Dir;
         }
         if self.source.file(path).is_some() {
-            return Dest::File(path.to_string());
+            return Found::File;
         }
-        if self.rejected.contains(path) {
-            return Dest::Rejected;
+        if !self.rejected.is_empty() && self.rejected.contains(path) {
+            return Found::Rejected;
         }
-        match self.lowercase.get(&path.to_lowercase()) {
-            Some(actual) => Dest::CaseMismatch(actual.to_string()),
-            None => Dest::Missing(path.to_string()),
+        match case {
+            Some(actual) => Found::CaseOf(actual),
+            None => Found::Missing,
         }
     }
 

@@ -1,7 +1,5 @@
 //! Heading ids as GitHub renders them (design/github-slugs.md).
 
-use std::collections::HashMap;
-
 /// A character GitHub keeps in an id: `\p{Alphabetic}`, `\p{M}`, `\p{Nd}`, `\p{Pc}`, space
 /// and `-`. That is regex's `\w` (those four classes and `\p{Join_Control}`) without
 /// Join_Control, read from the same tables, so no regex is compiled.
@@ -34,7 +32,7 @@ pub fn slug(text: &str) -> String {
 /// Assigns ids to a document's headings in order, suffixing duplicates like GitHub.
 #[derive(Debug, Default)]
 pub struct Slugger {
-    used: HashMap<String, usize>,
+    used: foldhash::HashMap<String, usize>,
 }
 
 impl Slugger {

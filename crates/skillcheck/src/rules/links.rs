@@ -250,9 +250,7 @@ fn code_paths(ctx: &Context, from: &str, file: &MdFile, sink: &mut Sink) {
             continue;
         }
         let token = mention.token.trim_start_matches("./");
-        if owned_by_another(file, mention.line, mention.col) {
-            continue;
-        }
+        // Which paths are findings is decided first: most mentions resolve.
         let message = match dest {
             Dest::CaseMismatch(actual) => {
                 format!("`{token}` names `{actual}` with another case")
@@ -262,6 +260,9 @@ fn code_paths(ctx: &Context, from: &str, file: &MdFile, sink: &mut Sink) {
             }
             _ => continue,
         };
+        if owned_by_another(file, mention.line, mention.col) {
+            continue;
+        }
         let help = match dest {
             Dest::CaseMismatch(actual) => Some(format!(
                 "write `{actual}`: file names are case-sensitive on Linux and in packages"
@@ -285,8 +286,11 @@ fn code_paths(ctx: &Context, from: &str, file: &MdFile, sink: &mut Sink) {
 /// right before the backticks says the file belongs to something else.
 fn owned_by_another(file: &MdFile, line: usize, col: usize) -> bool {
     let text = &file.text[file.index.line_range(file.text, line)];
-    let before: String = text.chars().take(col.saturating_sub(2)).collect();
-    let before = before.trim_end_matches('`');
+    let end = text
+        .char_indices()
+        .nth(col.saturating_sub(2))
+        .map_or(text.len(), |(i, _)| i);
+    let before = text[..end].trim_end_matches('`');
     before.ends_with("'s ") || before.ends_with("\u{2019}s ")
 }
 
