@@ -230,6 +230,12 @@ struct ItemBuilder {
     links: Vec<usize>,
 }
 
+/// The innermost list item, when it is a task: only tasks keep their text and links. Its
+/// marker comes before any of its text, so nothing a task holds is missed.
+fn task_item(items: &mut [ItemBuilder]) -> Option<&mut ItemBuilder> {
+    items.last_mut().filter(|item| item.task.is_some())
+}
+
 /// Parses the Markdown body of `text` (skipping frontmatter) once.
 pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
     let base = body_start(text);
@@ -304,7 +310,7 @@ pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
                     block.content.push_str(&t);
                 }
                 if code.is_none()
-                    && let Some(item) = items.last_mut()
+                    && let Some(item) = task_item(&mut items)
                 {
                     item.text.push_str(&t);
                 }
@@ -313,14 +319,14 @@ pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
                 if let Some((_, _, h)) = heading.as_mut() {
                     h.push_str(&t);
                 }
-                if let Some(item) = items.last_mut() {
+                if let Some(item) = task_item(&mut items) {
                     item.text.push_str(&t);
                 }
                 let (line, col) = index.line_col(text, range.start);
                 push_code_paths(&mut doc.code_paths, &t, line, Some(col));
             }
             Event::SoftBreak | Event::HardBreak => {
-                if let Some(item) = items.last_mut() {
+                if let Some(item) = task_item(&mut items) {
                     item.text.push(' ');
                 }
                 if let Some((_, _, h)) = heading.as_mut() {
@@ -351,7 +357,7 @@ pub fn parse(text: &str, index: &LineIndex) -> MarkdownDoc {
                     _ => LinkKind::ReferenceUse,
                 };
                 let (line, col) = index.line_col(text, range.start);
-                if let Some(item) = items.last_mut() {
+                if let Some(item) = task_item(&mut items) {
                     item.links.push(doc.links.len());
                 }
                 doc.links.push(Link {

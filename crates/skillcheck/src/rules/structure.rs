@@ -136,7 +136,10 @@ impl Walk<'_> {
         let Some(f) = self.ctx.source.file(path) else {
             return;
         };
-        self.reached.insert(f.path.clone());
+        // Most visits reach a file again: no copy of its path then.
+        if !self.reached.contains(path) {
+            self.reached.insert(f.path.clone());
+        }
         if self.ctx.files.contains_key(path) && !self.depth_of.contains_key(path) {
             let parent = parent.map(|(from, line)| (from.to_string(), line));
             self.depth_of.insert(path.to_string(), (depth, parent));

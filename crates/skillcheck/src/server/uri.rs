@@ -27,7 +27,7 @@ pub fn to_path(uri: &Uri) -> Option<PathBuf> {
         }
         None => rest,
     };
-    let decoded = percent_decode(path);
+    let decoded = percent_decode(path).into_owned();
     // `file:///C:/dir` names `C:/dir` on Windows.
     let decoded = match decoded.strip_prefix('/') {
         Some(p) if cfg!(windows) && p.as_bytes().get(1) == Some(&b':') => p.to_string(),
