@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -356,7 +357,9 @@ pub fn find_config(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .map(|dir| dir.join(CONFIG_FILE))
         .find(|p| p.is_file())?;
-    let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+    // The same for every skill of a run: canonicalized once (nothing changes the folder).
+    static CWD: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let cwd = CWD.get_or_init(|| std::env::current_dir().and_then(std::fs::canonicalize).ok());
     match cwd.as_deref().and_then(|cwd| found.strip_prefix(cwd).ok()) {
         Some(rel) => Some(rel.to_path_buf()),
         None => Some(found),

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::diag::SourceLine;
 use crate::parse::markdown::{self, LineIndex, MarkdownDoc};
@@ -200,7 +201,9 @@ pub struct Context<'a> {
     /// skill can match in any case, so most missing paths are known missing after one probe.
     lowercase_others: foldhash::HashSet<String>,
     /// The skill folder on disk, canonical (`None` for packages).
-    skill_dir: Option<PathBuf>,
+    /// Found on the first link that climbs out of the skill: most skills have none, and
+    /// canonicalizing costs a system call per path component.
+    skill_dir: OnceLock<Option<PathBuf>>,
 }
 
 impl<'a> Context<'a> {
@@ -241,10 +244,7 @@ impl<'a> Context<'a> {
                 .iter()
                 .map(|r| r.path.to_lowercase())
                 .collect(),
-            skill_dir: match &source.origin {
-                Origin::Dir(p) => std::fs::canonicalize(p).ok(),
-                Origin::Package(_) => None,
-            },
+            skill_dir: OnceLock::new(),
         };
         for f in &source.files {
             ctx.lowercase
@@ -410,7 +410,11 @@ impl<'a> Context<'a> {
         let name = &self.source.name;
         let shown = join_normalized(&format!("{name}/{}", parent(from)), decoded)
             .unwrap_or_else(|| decoded.to_string());
-        let Some(root) = &self.skill_dir else {
+        let skill_dir = self.skill_dir.get_or_init(|| match &self.source.origin {
+            Origin::Dir(p) => std::fs::canonicalize(p).ok(),
+            Origin::Package(_) => None,
+        });
+        let Some(root) = skill_dir else {
             return Dest::Outside {
                 shown,
                 exists: None,
