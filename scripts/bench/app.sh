@@ -47,3 +47,23 @@ ensure_redis() {
         export REDIS_URL="$FORGE_REDIS_URL"
     fi
 }
+
+# ensure_template_versions: prints the interpreter of a venv holding the server stack of
+# full-stack-fastapi-template (scripts/bench/template-versions.txt), for --versions.
+ensure_template_versions() {
+    local venv="$BENCH_DIR/template-versions" pins="$REPO_ROOT/scripts/bench/template-versions.txt"
+    local stamp
+    stamp="$(sha256sum "$pins" | cut -c1-16)"
+    if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]]; then
+        ensure_venv "uv>=0.5"
+        log "installing the template's versions into $venv (uv)"
+        export UV_CACHE_DIR="$REPO_ROOT/.cache/uv" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+        rm -rf "$venv"
+        "$BENCH_VENV/bin/uv" venv -q --python "$(command -v python3)" "$venv" >&2 \
+            || die "uv venv failed"
+        "$BENCH_VENV/bin/uv" pip install -q --python "$venv/bin/python" -r "$pins" >&2 \
+            || die "installing $pins failed"
+        echo "$stamp" >"$venv/.stamp"
+    fi
+    echo "$venv/bin/python"
+}

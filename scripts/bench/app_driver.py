@@ -66,13 +66,18 @@ class Server:
     """`python -m uvicorn APP --workers N` on a free loopback port, in its own process group."""
 
     def __init__(self, name: str, app: str, *, cwd: Path, env: dict[str, str], workers: int,
-                 factory: bool, log_dir: Path) -> None:
+                 factory: bool, log_dir: Path, cpus: str | None = None,
+                 python: str | None = None, extra: list[str] | None = None) -> None:
         self.name = name
         self.port = free_port()
-        argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
+        argv = [python or sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
                 "--port", str(self.port), "--workers", str(workers)]
         if factory:
             argv.append("--factory")
+        argv += extra or []
+        if cpus is not None:
+            # Pinned: the server owns this core and the load generator the other one.
+            argv = ["taskset", "-c", cpus, *argv]
         self.log_path = log_dir / f"{name}.log"
         self.log_file = self.log_path.open("w")
         self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self.log_file,
@@ -161,13 +166,20 @@ def app_env(args: argparse.Namespace, metrics_dir: Path) -> dict[str, str]:
     return env
 
 
-def start_full(args: argparse.Namespace, work: Path) -> Server:
-    metrics_dir = work / "metrics"
+def start_full(args: argparse.Namespace, work: Path, name: str = "full",
+               project: Path | None = None) -> Server:
+    metrics_dir = work / f"metrics-{name}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    return Server("full", f"{args.package}.main:create_app", cwd=args.project,
-                  env=app_env(args, metrics_dir), workers=args.workers, factory=True,
-                  log_dir=work)
+    project = project or args.project
+    env = app_env(args, metrics_dir)
+    # Builds compared in one run keep their counters apart.
+    env["REDIS_KEY_PREFIX"] += f"{name}:"
+    env["PATH"] = f"{project / '.venv' / 'bin'}:{env.get('PATH', '')}"
+    return Server(name, f"{args.package}.main:create_app", cwd=project, env=env,
+                  workers=args.workers, factory=True, log_dir=work,
+                  cpus=getattr(args, "server_cpu", None),
+                  python=str(project / ".venv" / "bin" / "python"))
 
 
 def get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -192,9 +204,11 @@ def to_ms(text: str) -> float:
 
 
 def run_wrk(url: str, token: str | None, *, threads: int, connections: int,
-            duration: int) -> dict[str, float]:
+            duration: int, cpus: str | None = None) -> dict[str, float]:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
             "--timeout", "10s"]
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus, *argv]
     if token:
         argv += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
@@ -218,44 +232,142 @@ def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def throughput(args: argparse.Namespace, work: Path) -> int:
-    token = mint_jwt(args.package.replace("_", "-"))
-    full = start_full(args, work)
-    bare = Server("bare", "bare_app:app", cwd=HERE, env=dict(os.environ), workers=args.workers,
-                  factory=False, log_dir=work)
-    try:
-        status, body = get(f"{full.url}/me", token)
-        if status != 200 or json.loads(body).get("subject") != "bench":
-            raise SystemExit(f"full app: GET /me with the token gave {status} {body[:300]!r}")
-        if get(f"{full.url}/me")[0] != 401:
-            raise SystemExit("full app: GET /me without a token did not answer 401")
-        rounds: dict[str, list[dict[str, float]]] = {"bare": [], "full": []}
-        wrk = dict(threads=args.threads, connections=args.connections, duration=args.duration)
-        for name, server, tok in (("bare", bare, None), ("full", full, token)):
-            run_wrk(f"{server.url}/me", tok, threads=args.threads,
-                    connections=args.connections, duration=2)  # warm-up
-        for n in range(args.rounds):
-            for name, server, tok in (("bare", bare, None), ("full", full, token)):
+ROUTES = ("/health", "/me")
+
+
+def check_full(full: Server, token: str) -> None:
+    status, body = get(f"{full.url}/me", token)
+    if status != 200 or json.loads(body).get("subject") != "bench":
+        raise SystemExit(f"full app: GET /me with the token gave {status} {body[:300]!r}")
+    if get(f"{full.url}/me")[0] != 401:
+        raise SystemExit("full app: GET /me without a token did not answer 401")
+
+
+def alternate(targets: list[tuple[str, Server, str | None]], args: argparse.Namespace,
+              routes: tuple[str, ...] = ROUTES) -> dict[str, object]:
+    """wrk against every (route, target) in turn, `args.rounds` times; medians per pair and
+    each target's ratio to the first one (the baseline) per route."""
+    wrk = dict(threads=args.threads, connections=args.connections, duration=args.duration,
+               cpus=args.client_cpu)
+    rounds: dict[str, dict[str, list[dict[str, float]]]] = {
+        route: {name: [] for name, _, _ in targets} for route in routes}
+    for route in routes:
+        for _name, server, tok in targets:  # warm-up: imports, caches, first connections
+            run_wrk(f"{server.url}{route}", tok, **{**wrk, "duration": 2})
+    for n in range(args.rounds):
+        for route in routes:
+            for name, server, tok in targets:
                 before = loadavg()
-                result = run_wrk(f"{server.url}/me", tok, **wrk)
+                result = run_wrk(f"{server.url}{route}", tok, **wrk)
                 result |= {"load_before": before, "load_after": loadavg()}
-                rounds[name].append(result)
-                log(f"round {n + 1} {name}: {result['rps']:.0f} req/s, p50 "
+                rounds[route][name].append(result)
+                log(f"round {n + 1} {route} {name}: {result['rps']:.0f} req/s, p50 "
                     f"{result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
                     f"non-2xx {result['non_2xx']}, socket errors {result['socket_errors']}, "
                     f"load {before:.2f}->{result['load_after']:.2f}")
+    medians: dict[str, dict[str, dict[str, float]]] = {}
+    for route in routes:
+        medians[route] = {}
+        base = statistics.median(r["rps"] for r in rounds[route][targets[0][0]])
+        for name, _, _ in targets:
+            rs = rounds[route][name]
+            med = {k: statistics.median(r[k] for r in rs)
+                   for k in ("rps", "p50_ms", "p99_ms", "load_before", "load_after")}
+            med["ratio"] = med["rps"] / base
+            medians[route][name] = med
+    errors = sum(r["non_2xx"] + r["socket_errors"]
+                 for per in rounds.values() for rs in per.values() for r in rs)
+    return {"rounds": rounds, "medians": medians, "errors": errors,
+            "threads": args.threads, "connections": args.connections,
+            "duration": args.duration, "workers": args.workers,
+            "server_cpu": args.server_cpu, "client_cpu": args.client_cpu}
+
+
+def throughput(args: argparse.Namespace, work: Path) -> int:
+    """Bare FastAPI and the generated app, one uvicorn worker each on the same core, wrk on
+    the other core, `/health` and authenticated `GET /me` in alternating rounds."""
+    token = mint_jwt(args.package.replace("_", "-"))
+    servers = [Server("bare", "bare_app:app", cwd=HERE, env=dict(os.environ),
+                      workers=args.workers, factory=False, log_dir=work, cpus=args.server_cpu)]
+    try:
+        servers.append(start_full(args, work))
+        # --also NAME=DIR: other builds of the app (before/after a change) in the same run.
+        for spec in args.also:
+            name, _, project = spec.partition("=")
+            servers.append(start_full(args, work, name, Path(project)))
+        for server in servers[1:]:
+            check_full(server, token)
+        summary = alternate([(s.name, s, None if s.name == "bare" else token)
+                             for s in servers], args)
     finally:
-        full.stop()
-        bare.stop()
-    summary: dict[str, object] = {"test": "throughput", "rounds": rounds, **wrk}
-    for name in ("bare", "full"):
-        summary[name] = {k: statistics.median(r[k] for r in rounds[name])
-                         for k in ("rps", "p50_ms", "p99_ms", "load_before", "load_after")}
-    ratio = summary["full"]["rps"] / summary["bare"]["rps"]  # type: ignore[index]
-    errors = sum(r["non_2xx"] + r["socket_errors"] for rs in rounds.values() for r in rs)
-    summary |= {"ratio": ratio, "errors": errors}
-    print(json.dumps(summary))
-    return 0 if errors == 0 else 1
+        for server in servers:
+            server.stop()
+    print(json.dumps({"test": "throughput", **summary}))
+    return 0 if summary["errors"] == 0 else 1
+
+
+def versions(args: argparse.Namespace, work: Path) -> int:
+    """The bare app under two interpreters (two sets of package versions) in one run: the
+    first is the baseline of the ratio."""
+    targets = []
+    try:
+        for spec in args.python:
+            name, _, python = spec.partition("=")
+            server = Server(f"bare-{name}", "bare_app:app", cwd=HERE, env=dict(os.environ),
+                            workers=args.workers, factory=False, log_dir=work,
+                            cpus=args.server_cpu, python=python)
+            targets.append((name, server, None))
+        summary = alternate(targets, args)
+    finally:
+        for _, server, _ in targets:
+            server.stop()
+    print(json.dumps({"test": "versions", **summary}))
+    return 0 if summary["errors"] == 0 else 1
+
+
+def gateway_args(dockerfile: Path) -> list[str]:
+    """The uvicorn options of the generated gateway image's CMD, less --host/--port."""
+    text = dockerfile.read_text()
+    start = text.index("CMD [")
+    argv: list[str] = json.loads(text[start + 4:text.index("]", start) + 1])
+    options, kept = iter(argv[2:]), []
+    for option in options:
+        if option in ("--host", "--port"):
+            next(options)
+        else:
+            kept.append(option)
+    return kept
+
+
+def gateway(args: argparse.Namespace, work: Path) -> int:
+    """The generated app's `GET /me` called directly, and through the Tier 2 gateway
+    (assets/templates/microservice_gateway.py, the file the scaffold copies, with its
+    image's uvicorn options) in front of it; app and gateway share the server core."""
+    audience = args.package.replace("_", "-")
+    token = mint_jwt(audience)
+    full = start_full(args, work, "direct")
+    servers = [full]
+    try:
+        check_full(full, token)
+        env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+        env.update(SERVICES=json.dumps({"me": full.url}), JWT_SECRET=JWT_SECRET,
+                   JWT_AUDIENCE=audience, JWT_ISSUER=audience, LOG_LEVEL="WARNING",
+                   RETRY_ATTEMPTS="0", MAX_CONNECTIONS_PER_SERVICE="256")
+        gw = Server("gateway", "microservice_gateway:app", cwd=args.gateway.parent, env=env,
+                    workers=args.workers, factory=False, log_dir=work, cpus=args.server_cpu,
+                    python=str(args.project / ".venv" / "bin" / "python"),
+                    extra=gateway_args(args.gateway_dockerfile))
+        servers.append(gw)
+        status, body = get(f"{gw.url}/me", token)
+        if status != 200 or json.loads(body).get("subject") != "bench":
+            raise SystemExit(f"gateway: GET /me with the token gave {status} {body[:300]!r}")
+        summary = alternate([("direct", full, token), ("gateway", gw, token)], args,
+                            routes=("/me",))
+    finally:
+        for server in servers:
+            server.stop()
+    print(json.dumps({"test": "gateway", **summary}))
+    return 0 if summary["errors"] == 0 else 1
 
 
 async def sse_stream(port: int, path: str, token: str, hold: float,
@@ -384,8 +496,9 @@ def profile(args: argparse.Namespace, work: Path) -> int:
              "--pid", str(server.process.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(1)
-        result = run_wrk(f"{server.url}/me", token, threads=args.threads,
-                         connections=args.connections, duration=args.duration - 2)
+        result = run_wrk(f"{server.url}{args.route}", token, threads=args.threads,
+                         connections=args.connections, duration=args.duration - 2,
+                         cpus=args.client_cpu)
         _, err = spy.communicate(timeout=args.duration + 60)
         if spy.returncode != 0 or not raw.exists():
             raise SystemExit(f"py-spy failed ({spy.returncode}): {err[-2000:]}")
@@ -470,12 +583,26 @@ def robustness(args: argparse.Namespace, work: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("throughput", "sse", "robustness", "profile"))
-    parser.add_argument("--project", type=Path, required=True)
-    parser.add_argument("--package", required=True)
+    parser.add_argument("command",
+                        choices=("throughput", "versions", "gateway", "sse", "robustness",
+                                 "profile"))
+    parser.add_argument("--project", type=Path)
+    parser.add_argument("--package", default="forge_bench")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--server-cpu", default=None,
+                        help="taskset CPU list for the servers (throughput, versions, profile)")
+    parser.add_argument("--client-cpu", default=None, help="taskset CPU list for wrk")
+    parser.add_argument("--python", action="append", default=[],
+                        help="versions: NAME=INTERPRETER, twice or more (first: baseline)")
+    parser.add_argument("--route", default="/me", help="profile: the route wrk drives")
+    parser.add_argument("--gateway", type=Path,
+                        help="gateway: the gateway module (microservice_gateway.py)")
+    parser.add_argument("--gateway-dockerfile", type=Path,
+                        help="gateway: the generated gateway's Dockerfile (its CMD's options)")
+    parser.add_argument("--also", action="append", default=[],
+                        help="throughput: NAME=PROJECT_DIR, another build of the app to compare")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3)
@@ -492,8 +619,14 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 65536), hard), hard))
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-app-"))
     work.mkdir(parents=True, exist_ok=True)
-    commands = {"throughput": throughput, "sse": sse, "robustness": robustness,
-                "profile": profile}
+    if args.command != "versions" and args.project is None:
+        parser.error(f"{args.command} needs --project (the generated project's folder)")
+    if args.command == "versions" and len(args.python) < 2:
+        parser.error("versions needs --python NAME=INTERPRETER at least twice")
+    if args.command == "gateway" and (args.gateway is None or args.gateway_dockerfile is None):
+        parser.error("gateway needs --gateway and --gateway-dockerfile")
+    commands = {"throughput": throughput, "versions": versions, "gateway": gateway,
+                "sse": sse, "robustness": robustness, "profile": profile}
     return commands[args.command](args, work)
 
 
