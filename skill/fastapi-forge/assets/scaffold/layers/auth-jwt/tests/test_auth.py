@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,8 @@ import jwt
 import pytest
 
 from .auth_support import TEST_SECRET, Credentials
+from .conftest import SettingsFactory
+from .helpers import app_client
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -104,3 +108,31 @@ async def test_other_scheme_is_treated_as_missing(client: httpx.AsyncClient) -> 
 async def test_public_routes_need_no_token(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).status_code == 200
     assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_a_verified_token_is_refused_once_it_expires(
+    make_settings: SettingsFactory,
+) -> None:
+    # Verified tokens are cached: the repeat skips the signature check, never the expiry.
+    expires = int(time.time()) + 2
+    token = jwt.encode(claims(exp=expires), TEST_SECRET, "HS256")
+    async with app_client(make_settings(jwt_leeway_seconds=0)) as client:
+        for _ in range(2):
+            assert (await client.get("/me", headers=bearer(token))).status_code == 200
+        await asyncio.sleep(expires - time.time() + 0.1)
+        expired = await client.get("/me", headers=bearer(token))
+        again = await client.get("/me", headers=bearer(token))
+    assert expired.status_code == again.status_code == 401
+    assert expired.json()["error"]["code"] == again.json()["error"]["code"] == "token_expired"
+
+
+async def test_a_cached_token_does_not_admit_a_forged_one(
+    client: httpx.AsyncClient, credentials: Credentials
+) -> None:
+    token = credentials.token("alice")
+    assert (await client.get("/me", headers=bearer(token))).status_code == 200
+    # Same header and claims, another signature: the cache is keyed by the whole token.
+    forged = token.rsplit(".", 1)[0] + "." + "A" * 43
+    response = await client.get("/me", headers=bearer(forged))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"

@@ -4,10 +4,15 @@ Verification pins the algorithm (a token's own `alg` header is never trusted, so
 `alg: none` and algorithm confusion are rejected) and requires `exp`, `iat`, `sub`,
 the audience and the issuer. For tokens issued by an identity provider, generate the
 project with `--auth oauth2` instead.
+
+Verified tokens are kept in a bounded per-process cache keyed by the token: a repeat
+skips the signature and claim checks (the HMAC and JSON decoding are most of the cost of
+an authenticated request), never the expiry, which is checked on every request.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -19,6 +24,8 @@ from starlette.datastructures import Headers
 from .principal import AuthenticationError, Principal
 
 MIN_SECRET_BYTES = 32
+# Verified tokens kept per process; past it the oldest entry makes room.
+TOKEN_CACHE_SIZE = 4096
 
 
 class AuthSettings(BaseSettings):
@@ -50,12 +57,30 @@ class JwtAuthenticator:
 
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
+        # token -> (principal, the instant PyJWT would start refusing it as expired).
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def credentials(self, headers: Headers) -> str | None:
         return bearer_token(headers)
 
-    # --8<-- [start:verify]
     async def authenticate(self, credentials: str) -> Principal:
+        cached = self._verified.get(credentials)
+        if cached is not None:
+            principal, expires_at = cached
+            if time.time() < expires_at:
+                return principal
+            del self._verified[credentials]
+            raise AuthenticationError("token_expired")
+        principal, expires_at = self.verify(credentials)
+        if len(self._verified) >= TOKEN_CACHE_SIZE:
+            # Dicts keep insertion order: the first key is the oldest entry.
+            del self._verified[next(iter(self._verified))]
+        self._verified[credentials] = (principal, expires_at)
+        return principal
+
+    # --8<-- [start:verify]
+    def verify(self, credentials: str) -> tuple[Principal, float]:
+        """The principal and the time at which the token expires (leeway included)."""
         s = self.settings
         try:
             claims = jwt.decode(
@@ -72,10 +97,12 @@ class JwtAuthenticator:
         except jwt.PyJWTError:
             raise AuthenticationError("invalid_token") from None
         scopes = claims.get("scope", "")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             scopes=frozenset(scopes.split()) if isinstance(scopes, str) else frozenset(),
         )
+        # PyJWT refuses a token once `exp <= now - leeway`.
+        return principal, float(claims["exp"]) + s.jwt_leeway_seconds
         # --8<-- [end:verify]
 
 
