@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor
+
+
+class AccessSink:
+    """Where the access log (middleware/logging.py) writes its line, rendered in one step:
+    the same stream and JSON shape as every other line, without structlog's processors."""
+
+    json: bool = True
+    stream: TextIO = sys.stderr
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
@@ -48,6 +57,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    AccessSink.json, AccessSink.stream = json, handler.stream
     root.setLevel(level)
     # uvicorn's access log duplicates the request middleware's line; its errors still flow.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

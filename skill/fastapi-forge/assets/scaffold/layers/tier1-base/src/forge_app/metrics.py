@@ -3,11 +3,18 @@
 With several processes, set PROMETHEUS_MULTIPROC_DIR (an empty folder, wiped before the
 processes start) in the environment of the API and the worker: each process writes its
 samples there and `/metrics` aggregates them, whichever worker answers the scrape.
+
+The two per-request metrics are summed in plain dicts first (`HTTP_TOTALS`):
+prometheus_client takes a lock for every `labels()`, `inc()` and `observe()`, several per
+request. The sums reach the metrics on the event loop's next turn, in one update per label
+set for all the requests that ended in the same turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -48,6 +55,56 @@ AGENT_TOKENS = Counter(
 )
 
 
+class HttpTotals:
+    """Per-process sums of HTTP_REQUESTS and HTTP_LATENCY, added to without a lock."""
+
+    def __init__(self) -> None:
+        self.bounds = tuple(HTTP_LATENCY._upper_bounds)
+        self.requests: dict[tuple[str, str, str], int] = {}
+        # (method, route) -> per-bucket counts (not cumulative, as prometheus_client keeps
+        # them), then the sum of the durations.
+        self.latency: dict[tuple[str, str], list[float]] = {}
+        self.flush_loop: asyncio.AbstractEventLoop | None = None
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        counts = self.latency.get((method, route))
+        if counts is None:
+            counts = self.latency[(method, route)] = [0] * (len(self.bounds) + 1)
+        counts[bisect_left(self.bounds, seconds)] += 1
+        counts[-1] += seconds
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self.flush_loop is not loop:
+            self.flush_loop = loop
+            loop.call_soon(self.on_next_turn)
+
+    def on_next_turn(self) -> None:
+        self.flush_loop = None
+        self.flush()
+
+    def flush(self) -> None:
+        requests, self.requests = self.requests, {}
+        latency, self.latency = self.latency, {}
+        for (method, route, status), n in requests.items():
+            HTTP_REQUESTS.labels(method=method, route=route, status=status).inc(n)
+        for (method, route), counts in latency.items():
+            child = HTTP_LATENCY.labels(method=method, route=route)
+            # The histogram's own values (in memory, or the multiprocess files): observe()
+            # adds one observation at a time, these are many at once.
+            for bucket, n in zip(child._buckets, counts, strict=False):
+                if n:
+                    bucket.inc(n)
+            child._sum.inc(counts[-1])
+
+
+HTTP_TOTALS = HttpTotals()
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
@@ -68,6 +125,7 @@ def record_usage(usage: Iterable[Usage]) -> None:
 
 # --8<-- [start:multiprocess]
 def render_latest() -> tuple[bytes, str]:
+    HTTP_TOTALS.flush()
     if multiprocess_dir() is None:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     registry = CollectorRegistry()
@@ -76,6 +134,7 @@ def render_latest() -> tuple[bytes, str]:
 
 
 def mark_process_dead() -> None:
+    HTTP_TOTALS.flush()
     if multiprocess_dir() is not None:
         multiprocess.mark_process_dead(os.getpid())
         # --8<-- [end:multiprocess]

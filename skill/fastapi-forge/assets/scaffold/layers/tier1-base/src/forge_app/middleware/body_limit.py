@@ -8,7 +8,6 @@ error envelope (413 `payload_too_large`) with the request id.
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +25,13 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
+        # The raw headers (ASGI names are lowercase): a Headers object and its KeyError
+        # when the header is absent (every GET) cost more than the rest of this middleware.
+        declared = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+                break
         if declared.isdigit() and int(declared) > self.max_bytes:
             await error_response(413, "payload_too_large", MESSAGE)(scope, receive, send)
             return
