@@ -42,6 +42,21 @@ async def test_limit_is_shared_between_processes(
     assert 429 not in statuses[:4]
 
 
+async def test_concurrent_requests_get_exactly_the_limit(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    # Requests that arrive together share one Redis call: each still gets its own place.
+    settings = make_settings(rate_limit_requests=7, rate_limit_window_seconds=30)
+    async with app_client(settings) as first, app_client(settings) as second:
+        responses = await asyncio.gather(
+            *(client.get("/me", headers=headers) for client in (first, second) * 10)
+        )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * 7 + [429] * 13
+    remaining = sorted(int(r.headers["x-ratelimit-remaining"]) for r in responses)
+    assert remaining[-7:] == list(range(7)), remaining
+
+
 # With --auth none every caller is anonymous and counted per client address: no such test.
 # forge:if auth!=none
 async def test_each_caller_has_its_own_budget(

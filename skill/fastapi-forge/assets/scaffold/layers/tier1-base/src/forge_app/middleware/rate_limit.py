@@ -1,7 +1,10 @@
 """Fixed-window rate limiting in Redis, shared by every worker process, as pure ASGI.
 
 One Lua script increments the window's counter and sets its expiry atomically, so the
-limit holds across uvicorn workers and replicas. It runs after authentication and counts
+limit holds across uvicorn workers and replicas. The requests that reach the limiter in
+the same turn of the event loop share one call of the script (one Redis round trip):
+each caller's counter goes up by its number of requests there, and each request gets its
+own position in the window, so the limit stays exact. It runs after authentication and counts
 per caller (the principal's subject: one budget per user or API key, whichever address
 they come from); callers without credentials (`--auth none`) are counted per client
 address (put uvicorn behind the proxy with `--proxy-headers --forwarded-allow-ips`).
@@ -14,7 +17,8 @@ Redis down). A limit on spending, unlike this one, must fail closed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -32,18 +36,21 @@ if TYPE_CHECKING:
 
 EXEMPT_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 
-# Returns {count in this window, seconds until the window resets}.
+# KEYS: the counters; ARGV: the window in seconds, then each counter's increment. Returns
+# {count, seconds until the window resets} per counter, flattened.
 WINDOW_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCRBY', key, ARGV[i + 1])
+  local ttl = redis.call('TTL', key)
+  if ttl < 0 then
+    redis.call('EXPIRE', key, ARGV[1])
+    ttl = tonumber(ARGV[1])
+  end
+  out[2 * i - 1] = count
+  out[2 * i] = ttl
 end
-local ttl = redis.call('TTL', KEYS[1])
-if ttl < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {count, ttl}
+return out
 """
 
 log = structlog.get_logger(__name__)
@@ -65,10 +72,21 @@ class RateDecision:
     retry_after: int
 
 
+@dataclass(slots=True)
+class Batch:
+    """The hits of one turn of the event loop: key -> the futures of its requests, in order."""
+
+    resources: Resources
+    waiting: dict[str, list[asyncio.Future[tuple[int, int]]]] = field(default_factory=dict)
+    sender: asyncio.Task[None] = field(init=False)
+
+
 class RateLimiter:
     def __init__(self) -> None:
-        # Registered once: redis-py then sends EVALSHA, not the script text, per request.
+        # Registered once: redis-py then sends EVALSHA, not the script text, per call.
         self._window: AsyncScript | None = None
+        self._batches: dict[int, Batch] = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def hit(self, resources: Resources, scope: Scope) -> RateDecision | None:
         """Counts one request (or WebSocket run) of the caller; None when Redis did not
@@ -76,20 +94,61 @@ class RateLimiter:
         settings = resources.settings
         limit = settings.rate_limit_requests
         key = f"{settings.redis_key_prefix}ratelimit:{rate_key(scope)}"
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self._batch(resources).waiting.setdefault(key, []).append(future)
         try:
-            if self._window is None or self._window.registered_client is not resources.redis:
-                self._window = resources.redis.register_script(WINDOW_SCRIPT)
-            count, ttl = await self._window(keys=[key], args=[settings.rate_limit_window_seconds])
+            count, ttl = await future
         except RedisError:
             log.warning("rate_limit_unchecked", reason="redis_unavailable")
             RATE_LIMIT_UNCHECKED.inc()
             return None
         return RateDecision(
-            allowed=int(count) <= limit,
+            allowed=count <= limit,
             limit=limit,
-            remaining=max(0, limit - int(count)),
-            retry_after=max(1, int(ttl)),
+            remaining=max(0, limit - count),
+            retry_after=max(1, ttl),
         )
+
+    def _batch(self, resources: Resources) -> Batch:
+        batch = self._batches.get(id(resources))
+        if batch is not None and batch.resources is resources and not batch.sender.done():
+            return batch
+        batch = self._batches[id(resources)] = Batch(resources)
+        # The task runs on the loop's next turn, once this turn's requests have joined.
+        batch.sender = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending.add(batch.sender)
+        batch.sender.add_done_callback(self._sending.discard)
+        return batch
+
+    async def _send(self, batch: Batch) -> None:
+        if self._batches.get(id(batch.resources)) is batch:
+            del self._batches[id(batch.resources)]
+        redis = batch.resources.redis
+        keys = list(batch.waiting)
+        try:
+            if self._window is None or self._window.registered_client is not redis:
+                self._window = redis.register_script(WINDOW_SCRIPT)
+            window = batch.resources.settings.rate_limit_window_seconds
+            increments = [len(batch.waiting[key]) for key in keys]
+            out = await self._window(keys=keys, args=[window, *increments])
+        except BaseException as exc:
+            # Every waiting request learns it (RedisError: they pass unchecked), also
+            # when this task is cancelled: none may wait forever.
+            error = exc if isinstance(exc, Exception) else RedisError("rate limit cancelled")
+            for futures in batch.waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+            if error is not exc:
+                raise
+            return
+        for i, key in enumerate(keys):
+            futures = batch.waiting[key]
+            total, ttl = int(out[2 * i]), int(out[2 * i + 1])
+            # The counter rose by len(futures): the requests hold the last positions.
+            for position, future in enumerate(futures, start=total - len(futures) + 1):
+                if not future.done():
+                    future.set_result((position, ttl))
 
 
 # One per process, shared by the middleware and the WebSocket route (a run over a socket
