@@ -1,6 +1,7 @@
 """The application factory. Run it with
 
-uvicorn --factory forge_app.main:create_app --host 0.0.0.0 --port 8000 --workers 2
+uvicorn --factory forge_app.main:create_app --host 0.0.0.0 --port 8000 --workers 2 \
+    --loop uvloop --http httptools --no-access-log
 
 or `fastapi run --workers 2`, which starts `forge_app.asgi:app` ([tool.fastapi] in
 pyproject.toml).
