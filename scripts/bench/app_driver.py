@@ -56,6 +56,11 @@ def mint_jwt(audience: str, subject: str = "bench", ttl: int = 7200) -> str:
     return f"{header}.{body}.{b64url(sig)}"
 
 
+# The generated image's uvicorn options (Tier 1 Dockerfile CMD), for the app and the bare
+# baseline alike.
+SERVER_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -179,7 +184,7 @@ def start_full(args: argparse.Namespace, work: Path, name: str = "full",
     return Server(name, f"{args.package}.main:create_app", cwd=project, env=env,
                   workers=args.workers, factory=True, log_dir=work,
                   cpus=getattr(args, "server_cpu", None),
-                  python=str(project / ".venv" / "bin" / "python"))
+                  python=str(project / ".venv" / "bin" / "python"), extra=SERVER_FLAGS)
 
 
 def get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -212,7 +217,7 @@ def run_wrk(url: str, token: str | None, *, threads: int, connections: int,
     if token:
         argv += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if "50" not in latency or "99" not in latency:
         raise SystemExit(f"wrk gave no latency distribution (no answers?):\n{out}")
     socket_errors = re.search(
@@ -288,7 +293,8 @@ def throughput(args: argparse.Namespace, work: Path) -> int:
     the other core, `/health` and authenticated `GET /me` in alternating rounds."""
     token = mint_jwt(args.package.replace("_", "-"))
     servers = [Server("bare", "bare_app:app", cwd=HERE, env=dict(os.environ),
-                      workers=args.workers, factory=False, log_dir=work, cpus=args.server_cpu)]
+                      workers=args.workers, factory=False, log_dir=work, cpus=args.server_cpu,
+                      extra=SERVER_FLAGS)]
     try:
         servers.append(start_full(args, work))
         # --also NAME=DIR: other builds of the app (before/after a change) in the same run.
@@ -315,12 +321,19 @@ def versions(args: argparse.Namespace, work: Path) -> int:
             name, _, python = spec.partition("=")
             server = Server(f"bare-{name}", "bare_app:app", cwd=HERE, env=dict(os.environ),
                             workers=args.workers, factory=False, log_dir=work,
-                            cpus=args.server_cpu, python=python)
+                            cpus=args.server_cpu, python=python, extra=SERVER_FLAGS)
             targets.append((name, server, None))
         summary = alternate(targets, args)
     finally:
         for _, server, _ in targets:
             server.stop()
+    code = ("import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in "
+            "('fastapi', 'starlette', 'pydantic', 'pydantic-core', 'uvicorn', 'uvloop', "
+            "'httptools', 'anyio')))")
+    summary["versions"] = {
+        spec.partition("=")[0]: subprocess.run([spec.partition("=")[2], "-c", code],
+                                               capture_output=True, text=True).stdout.strip()
+        for spec in args.python}
     print(json.dumps({"test": "versions", **summary}))
     return 0 if summary["errors"] == 0 else 1
 
