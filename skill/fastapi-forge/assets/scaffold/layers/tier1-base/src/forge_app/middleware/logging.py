@@ -2,17 +2,19 @@
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming responses (SSE) pass through untouched and
 each request costs one function call, not an extra task and memory stream. The access line
-is one `json.dumps` straight to the log stream: structlog's processor chain and the
-logging handler cost more than the rest of a small request.
+is one `json.dumps`, written to the log stream with the other lines of the same event-loop
+turn: structlog's processor chain and the logging handler cost more than the rest of a
+small request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 
 import structlog
@@ -44,8 +46,38 @@ def write_access_line(fields: dict[str, object]) -> None:
         "logger": ACCESS_LOGGER,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
-    AccessSink.stream.write(json.dumps(line, default=repr) + "\n")
-    AccessSink.stream.flush()
+    ACCESS_LINES.add(json.dumps(line, default=repr))
+
+
+class AccessLines:
+    """The access lines of one turn of the event loop, written to the stream in one go."""
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.flush_loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, line: str) -> None:
+        self.pending.append(line)
+        loop = asyncio.get_running_loop()
+        if self.flush_loop is not loop:
+            self.flush_loop = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_loop = None
+        if not self.pending:
+            return
+        lines = "\n".join(self.pending) + "\n"
+        self.pending.clear()
+        try:
+            AccessSink.stream.write(lines)
+            AccessSink.stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream: the logging handler reports it its own way.
+            logging.getLogger(ACCESS_LOGGER).error("access lines lost:\n%s", lines)
+
+
+ACCESS_LINES = AccessLines()
 
 
 def route_template(scope: Scope) -> str:
@@ -68,7 +100,7 @@ class RequestContextMiddleware:
             if name == REQUEST_ID_RAW:
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         if scope["type"] == "websocket":
