@@ -233,6 +233,18 @@ def run_wrk(url: str, token: str | None, *, threads: int, connections: int,
     }
 
 
+def cpu_seconds(servers: list[Server]) -> float:
+    """User + system CPU time so far of the servers' processes (pinned: one worker each)."""
+    ticks = 0
+    for server in servers:
+        try:
+            stat = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(stat[11]) + int(stat[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -249,9 +261,12 @@ def check_full(full: Server, token: str) -> None:
 
 
 def alternate(targets: list[tuple[str, Server, str | None]], args: argparse.Namespace,
-              routes: tuple[str, ...] = ROUTES) -> dict[str, object]:
+              routes: tuple[str, ...] = ROUTES,
+              cpu_of: dict[str, list[Server]] | None = None) -> dict[str, object]:
     """wrk against every (route, target) in turn, `args.rounds` times; medians per pair and
-    each target's ratio to the first one (the baseline) per route."""
+    each target's ratio to the first one (the baseline) per route. Besides req/s, the CPU
+    time the server processes spent per request: on a machine shared with other work the
+    throughput swings with the neighbours, CPU per request much less."""
     wrk = dict(threads=args.threads, connections=args.connections, duration=args.duration,
                cpus=args.client_cpu)
     rounds: dict[str, dict[str, list[dict[str, float]]]] = {
@@ -263,22 +278,29 @@ def alternate(targets: list[tuple[str, Server, str | None]], args: argparse.Name
         for route in routes:
             for name, server, tok in targets:
                 before = loadavg()
+                counted = (cpu_of or {}).get(name, [server])
+                cpu_before = cpu_seconds(counted)
                 result = run_wrk(f"{server.url}{route}", tok, **wrk)
-                result |= {"load_before": before, "load_after": loadavg()}
+                cpu_us = (cpu_seconds(counted) - cpu_before) / max(result["requests"], 1) * 1e6
+                result |= {"load_before": before, "load_after": loadavg(), "cpu_us": cpu_us}
                 rounds[route][name].append(result)
                 log(f"round {n + 1} {route} {name}: {result['rps']:.0f} req/s, p50 "
                     f"{result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
                     f"non-2xx {result['non_2xx']}, socket errors {result['socket_errors']}, "
+                    f"CPU {cpu_us:.0f} us/request, "
                     f"load {before:.2f}->{result['load_after']:.2f}")
     medians: dict[str, dict[str, dict[str, float]]] = {}
     for route in routes:
         medians[route] = {}
         base = statistics.median(r["rps"] for r in rounds[route][targets[0][0]])
+        base_cpu = statistics.median(r["cpu_us"] for r in rounds[route][targets[0][0]])
         for name, _, _ in targets:
             rs = rounds[route][name]
             med = {k: statistics.median(r[k] for r in rs)
-                   for k in ("rps", "p50_ms", "p99_ms", "load_before", "load_after")}
+                   for k in ("rps", "p50_ms", "p99_ms", "cpu_us", "load_before", "load_after")}
             med["ratio"] = med["rps"] / base
+            # Requests per CPU-second relative to the baseline's.
+            med["cpu_ratio"] = base_cpu / med["cpu_us"] if med["cpu_us"] else 0.0
             medians[route][name] = med
     errors = sum(r["non_2xx"] + r["socket_errors"]
                  for per in rounds.values() for rs in per.values() for r in rs)
@@ -375,7 +397,7 @@ def gateway(args: argparse.Namespace, work: Path) -> int:
         if status != 200 or json.loads(body).get("subject") != "bench":
             raise SystemExit(f"gateway: GET /me with the token gave {status} {body[:300]!r}")
         summary = alternate([("direct", full, token), ("gateway", gw, token)], args,
-                            routes=("/me",))
+                            routes=("/me",), cpu_of={"gateway": [gw, full]})
     finally:
         for server in servers:
             server.stop()

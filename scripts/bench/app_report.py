@@ -22,12 +22,14 @@ def load(out: Path, name: str) -> dict | None:
 
 
 def table(result: dict, names: dict[str, str], targets: dict[str, float]) -> None:
-    print("| route | server | req/s | p50 ms | p99 ms | ratio | load before→after |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| route | server | req/s | p50 ms | p99 ms | ratio | CPU µs/req | CPU ratio "
+          "| load before→after |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for route, per in result["medians"].items():
         for name, m in per.items():
             print(f"| {LABELS.get(route, route)} | {names.get(name, name)} | {m['rps']:,.0f} | "
                   f"{m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['ratio']:.2f} | "
+                  f"{m.get('cpu_us', 0):.0f} | {m.get('cpu_ratio', 0):.2f} | "
                   f"{m['load_before']:.2f}→{m['load_after']:.2f} |")
     print()
     for route, per in result["medians"].items():
@@ -38,7 +40,8 @@ def table(result: dict, names: dict[str, str], targets: dict[str, float]) -> Non
             verdict = "" if target is None else (
                 f" (target >= {target:.2f}: {'MET' if ratio >= target else 'MISSED'})")
             print(f"- {route}: {names.get(name, name)} / {names.get(base, base)} = "
-                  f"{ratio:.2f}{verdict}")
+                  f"{ratio:.2f}{verdict}; requests per CPU-second: "
+                  f"{per[name].get('cpu_ratio', 0):.2f}")
     print(f"- errors (non-2xx + socket): {result['errors']}\n")
 
 
