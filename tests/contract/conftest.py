@@ -13,6 +13,7 @@ contract.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Target:
     name: str
     url: str
     processes: list[ManagedProcess]
+    redis_url: str = ""
 
     @property
     def ws_url(self) -> str:
@@ -100,63 +102,58 @@ def contract_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def common_env(project: Path, redis_url: str, **extra: str) -> dict[str, str]:
-    env = clean_env(
-        JWT_SECRET=SECRET,
-        JWT_AUDIENCE=AUDIENCE,
-        JWT_ISSUER=ISSUER,
-        REDIS_URL=redis_url,
-        AGENT_RUNNER="fake",
-        FAKE_AGENT_DELAY_SECONDS=str(FAKE_DELAY),
-        RATE_LIMIT_REQUESTS=str(RATE_LIMIT),
-        RATE_LIMIT_WINDOW_SECONDS=str(RATE_LIMIT_WINDOW),
-        AGENT_MAX_CONCURRENT_RUNS="1",
-        AGENT_TIMEOUT_SECONDS=str(AGENT_TIMEOUT),
-        AGENT_ALLOWED_MODELS=json.dumps([OTHER_MODEL]),
-        TICKET_TTL_SECONDS="2",
-        ENVIRONMENT="prod",
-        LOG_JSON="true",
-        **extra,
-    )
+    settings = {
+        "JWT_SECRET": SECRET,
+        "JWT_AUDIENCE": AUDIENCE,
+        "JWT_ISSUER": ISSUER,
+        "REDIS_URL": redis_url,
+        "AGENT_RUNNER": "fake",
+        "FAKE_AGENT_DELAY_SECONDS": str(FAKE_DELAY),
+        "RATE_LIMIT_REQUESTS": str(RATE_LIMIT),
+        "RATE_LIMIT_WINDOW_SECONDS": str(RATE_LIMIT_WINDOW),
+        "AGENT_MAX_CONCURRENT_RUNS": "1",
+        "AGENT_TIMEOUT_SECONDS": str(AGENT_TIMEOUT),
+        "AGENT_ALLOWED_MODELS": json.dumps([OTHER_MODEL]),
+        "TICKET_TTL_SECONDS": "2",
+        "ENVIRONMENT": "prod",
+        "LOG_JSON": "true",
+    }
+    env = clean_env(**{**settings, **extra})
     env["PATH"] = f"{project / '.venv' / 'bin'}:{env['PATH']}"
     return env
 
 
-@pytest.fixture(scope="session", params=TARGETS)
-def target(
-    request: pytest.FixtureRequest,
-    contract_project: Path,
+@contextlib.contextmanager
+def start_target(
+    name: str,
+    project: Path,
     pg_admin_url: str,
     redis_base_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    logs: Path,
+    **extra_env: str,
 ) -> Iterator[Target]:
-    name: str = request.param
-    python = contract_project / ".venv" / "bin" / "python"
-    logs = tmp_path_factory.mktemp(f"logs-{name}")
+    python = project / ".venv" / "bin" / "python"
     processes: list[ManagedProcess] = []
     with (
         throwaway_database(pg_admin_url, prefix="contract") as database_url,
         redis_database(redis_base_url) as redis_url,
     ):
-        env = common_env(contract_project, redis_url, DATABASE_URL=database_url)
+        env = common_env(project, redis_url, DATABASE_URL=database_url, **extra_env)
         try:
             if name == "project":
-                run(
-                    [python, "-m", "alembic", "upgrade", "head"],
-                    cwd=contract_project,
-                    env=env,
-                )
+                run([python, "-m", "alembic", "upgrade", "head"], cwd=project, env=env)
                 worker = spawn(
                     "arq-worker",
                     [str(python), "-m", f"{PACKAGE}.worker"],
                     log_dir=logs,
-                    cwd=contract_project,
+                    cwd=project,
                     env=env,
                 )
                 processes.append(worker)
                 wait_until(
                     worker, lambda: "Starting worker" in worker.log_text(), "ARQ", 60
                 )
-                app, cwd = f"{PACKAGE}.main:create_app", contract_project
+                app, cwd = f"{PACKAGE}.main:create_app", project
             elif name == "single_api":
                 app, cwd = "single_api:create_app", TEMPLATES
             else:
@@ -177,7 +174,25 @@ def target(
                 extra_args=["--timeout-worker-healthcheck", "60"],
             )
             processes.append(server.process)
-            yield Target(name=name, url=server.url, processes=processes)
+            yield Target(
+                name=name, url=server.url, processes=processes, redis_url=redis_url
+            )
         finally:
             for process in processes:
                 process.stop()
+
+
+@pytest.fixture(scope="session", params=TARGETS)
+def target(
+    request: pytest.FixtureRequest,
+    contract_project: Path,
+    pg_admin_url: str,
+    redis_base_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Target]:
+    name: str = request.param
+    logs = tmp_path_factory.mktemp(f"logs-{name}")
+    with start_target(
+        name, contract_project, pg_admin_url, redis_base_url, logs
+    ) as target:
+        yield target

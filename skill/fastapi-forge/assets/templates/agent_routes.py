@@ -85,6 +85,11 @@ class AgentSettings(BaseSettings):
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
     agent_timeout_seconds: float = Field(default=300.0, gt=0)
     agent_max_concurrent_runs: int = Field(default=16, ge=1)
+    # One caller's runs at once, in all workers (POST /agents/run, SSE, WebSocket runs;
+    # not jobs): more get 429 too_many_concurrent_runs. A slot its process could not
+    # release (killed) frees itself after AGENT_RUN_LEASE_SECONDS.
+    agent_max_concurrent_runs_per_user: int = Field(default=3, ge=1)
+    agent_run_lease_seconds: float = Field(default=30.0, ge=1)
     worker_concurrency: int = Field(default=10, ge=1)  # jobs at once per process
     job_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # else 413
@@ -365,7 +370,17 @@ def ticket_key(api: AgentAPI, ticket: str) -> str:
 
 async def current_caller(connection: HTTPConnection) -> str:
     """The caller's id from `Authorization: Bearer`, else (GET and WebSocket only, for
-    browsers) a single-use `?ticket=` from POST /auth/tickets, consumed atomically."""
+    browsers) a single-use `?ticket=` from POST /auth/tickets, consumed atomically.
+    Once per request: a ticket is single use, and `caller_run_slot` asks first."""
+    caller = connection.scope.get("agent_routes.caller")
+    if not isinstance(caller, str):
+        caller = connection.scope["agent_routes.caller"] = await authenticate(
+            connection
+        )
+    return caller
+
+
+async def authenticate(connection: HTTPConnection) -> str:
     api = agent_api(connection)
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -420,6 +435,82 @@ async def rate_limit(connection: HTTPConnection, caller: CallerDep) -> None:
 async def agent_run_slot() -> AsyncIterator[None]:
     """Held while a run's request lasts; capped in `install_agent_routes`."""
     yield
+
+
+# No run announces its end: a caller over its cap may try again after this long.
+RUN_RETRY_AFTER_SECONDS = 5
+# A caller's slots: run ids scored by lease expiry (Redis time). 1: taken.
+ACQUIRE_SLOT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+RENEW_SLOT_SCRIPT = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@contextlib.asynccontextmanager
+async def run_slot(api: AgentAPI, caller: str) -> AsyncIterator[None]:
+    """One of the caller's AGENT_MAX_CONCURRENT_RUNS_PER_USER slots for the block, in
+    Redis (every worker), a lease renewed while the run lasts so a killed process's
+    slots expire; else AgentAPIError 429. Fails open, as the rate limit does."""
+    s = api.settings
+    key, run_id = api.key("runs", caller), uuid.uuid4().hex
+    lease_ms = int(s.agent_run_lease_seconds * 1000)
+    limit = s.agent_max_concurrent_runs_per_user
+    try:
+        taken = await api.redis.eval(
+            ACQUIRE_SLOT_SCRIPT, 1, key, limit, lease_ms, run_id
+        )
+    except RedisError:
+        yield
+        return
+    if not int(taken):
+        raise AgentAPIError(
+            429,
+            "too_many_concurrent_runs",
+            f"at most {limit} agent runs at once per caller; retry when one ended",
+            **{"Retry-After": str(RUN_RETRY_AFTER_SECONDS)},
+        )
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(s.agent_run_lease_seconds / 3)
+            with contextlib.suppress(RedisError):
+                await api.redis.eval(RENEW_SLOT_SCRIPT, 1, key, lease_ms, run_id)
+
+    renewer = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewer.cancel()
+        # A client that left cancels this block again and again: the release must
+        # still reach Redis, or the slot stays taken until its lease expires.
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(renewer, return_exceptions=True)
+            with contextlib.suppress(RedisError):
+                await api.redis.zrem(key, run_id)
+
+
+async def caller_run_slot(connection: HTTPConnection) -> AsyncIterator[None]:
+    """POST /agents/run and SSE hold a slot while the response lasts; a WebSocket
+    takes one per run instead (`agent_websocket`, which also answers its own
+    authentication errors)."""
+    if connection.scope["type"] == "websocket":
+        yield
+        return
+    async with run_slot(agent_api(connection), await current_caller(connection)):
+        yield
 
 
 # --------------------------------------------------------------------------- schemas
@@ -908,7 +999,8 @@ async def cancel_job(request: Request, job_id: uuid.UUID, caller: CallerDep) -> 
 #   client -> {"type": "run", "prompt": "...", "model": null}
 #   server -> {"type": "tool_call" | "tool_result" | "text" | "usage", ...} ...
 #             {"type": "done", ...} or {"type": "error", ...} (as the SSE events' data;
-#             over the rate limit: an error with data.code "rate_limited")
+#             over the rate limit: an error with data.code "rate_limited", over
+#             AGENT_MAX_CONCURRENT_RUNS_PER_USER: "too_many_concurrent_runs")
 #   client -> {"type": "cancel"}        server -> {"type": "cancelled"}
 #   client -> {"type": "ping"}          server -> {"type": "pong"}
 #   server -> {"type": "ping"}          every WS_PING_INTERVAL_SECONDS
@@ -945,8 +1037,14 @@ async def agent_websocket(websocket: WebSocket) -> None:
     async def run_one(message: WsRun) -> None:
         request = AgentRequest(message.prompt, message.session_id, message.model)
 
+        last: dict[str, Any] = DONE
+
         async def forward(chunk: AgentChunk) -> None:
-            await send(chunk_event(chunk))
+            nonlocal last
+            if chunk.type == "error":
+                last = chunk_event(chunk)  # sent once the run's slot is free
+            else:
+                await send(chunk_event(chunk))
 
         try:
             # Each run costs one request of the caller's rate limit, as over HTTP.
@@ -957,12 +1055,18 @@ async def agent_websocket(websocket: WebSocket) -> None:
             await send(chunk_event(AgentChunk("error", text=exc.message, data=data)))
             return
         try:
-            await run_with_deadline(api, request, forward)
-            await send(DONE)
+            async with run_slot(api, caller):
+                await run_with_deadline(api, request, forward)
         except TimeoutError:
-            await send(TIMED_OUT)
-        except AgentAPIError:
-            pass  # its error chunk went out already
+            last = TIMED_OUT
+        except AgentAPIError as exc:
+            if exc.code == "too_many_concurrent_runs":
+                data = {"code": exc.code, "retry_after": RUN_RETRY_AFTER_SECONDS}
+                last = chunk_event(AgentChunk("error", text=exc.message, data=data))
+            # any other: `last` is its error chunk
+        # The last frame goes out once the slot is free: a client that runs again as
+        # soon as it has it must find neither this run in progress nor its slot taken.
+        await send(last)
 
     async def heartbeat() -> None:
         while True:
@@ -1057,14 +1161,16 @@ def install_agent_routes(
 
     # One Depends object, declared on the APIRouter around the run routes:
     # AGENT_MAX_CONCURRENT_RUNS per process; more wait for a slot, held to the end of
-    # the response (of an SSE stream; a WebSocket while connected).
+    # the response (of an SSE stream; a WebSocket while connected). The caller's own
+    # cap comes first: a caller over it is refused without waiting.
     capped = APIRouter(
         dependencies=[
+            Depends(caller_run_slot, scope="request"),
             Depends(
                 agent_run_slot,
                 scope="request",
                 max_concurrency=settings.agent_max_concurrent_runs,
-            )
+            ),
         ]
     )
     capped.include_router(run_router)

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     agent_allowed_models: list[str] = []
     agent_timeout_seconds: float = Field(default=300.0, gt=0)
     agent_max_concurrent_runs: int = Field(default=16, ge=1)
+    # One caller's runs at once, in all workers (POST /agents/run, SSE, WebSocket runs;
+    # not jobs): more get 429 too_many_concurrent_runs. A slot its process could not
+    # release (killed) frees itself after AGENT_RUN_LEASE_SECONDS.
+    agent_max_concurrent_runs_per_user: int = Field(default=3, ge=1)
+    agent_run_lease_seconds: float = Field(default=30.0, ge=1)
     # Jobs run at once in one process (the project's ARQ worker setting).
     worker_concurrency: int = Field(default=10, ge=1)
     fake_agent_delay_seconds: float = Field(default=0.05, ge=0)
@@ -1060,6 +1065,105 @@ class MemoryRateLimiter:
         return RateDecision(count + 1 <= self.limit, retry_after)
 
 
+# --------------------------------------------------------------------------- run slots
+
+# No run announces its end: a client over its cap may try again after this long.
+RUN_RETRY_AFTER_SECONDS = 5
+# A caller's slots: run ids scored by lease expiry (Redis time). 1: taken.
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+_RENEW_LUA = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class RunSlots:
+    """AGENT_MAX_CONCURRENT_RUNS_PER_USER: in Redis, shared by every worker, each slot
+    a lease renewed while its run lasts (a killed process's slots expire); in zero-setup
+    mode a dict, so one worker only. Fails open, as the rate limiter does."""
+
+    def __init__(self, redis: Redis | None, settings: Settings) -> None:
+        self.redis = redis
+        self.prefix = settings.redis_key_prefix
+        self.limit = settings.agent_max_concurrent_runs_per_user
+        self.lease_s = settings.agent_run_lease_seconds
+        self.memory: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, subject: str) -> AsyncIterator[None]:
+        """One of `subject`'s slots for the block, or ApiError 429; released however
+        the block ends, cancellation included."""
+        if self.redis is None:
+            if self.memory.get(subject, 0) >= self.limit:
+                raise self.refusal()
+            self.memory[subject] = self.memory.get(subject, 0) + 1
+            try:
+                yield
+            finally:
+                self.memory[subject] -= 1
+                if not self.memory[subject]:
+                    del self.memory[subject]
+            return
+        redis, key, run_id = (
+            self.redis,
+            f"{self.prefix}runs:{subject}",
+            uuid.uuid4().hex,
+        )
+        lease_ms = int(self.lease_s * 1000)
+        try:
+            taken = await redis.register_script(_ACQUIRE_LUA)(
+                keys=[key], args=[self.limit, lease_ms, run_id]
+            )
+        except Exception:
+            log.warning("run_slot.unchecked", reason="redis_unavailable")
+            RATE_LIMIT_UNCHECKED.inc()
+            yield
+            return
+        if not int(taken):
+            raise self.refusal()
+        renew = redis.register_script(_RENEW_LUA)
+
+        async def renew_forever() -> None:
+            while True:
+                await asyncio.sleep(self.lease_s / 3)
+                with suppress(Exception):
+                    await renew(keys=[key], args=[lease_ms, run_id])
+
+        renewer = asyncio.create_task(renew_forever())
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            # A client that left cancels this block again and again: the release must
+            # still reach Redis, or the slot stays taken until its lease expires.
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(renewer, return_exceptions=True)
+                try:
+                    await redis.zrem(key, run_id)
+                except Exception:
+                    log.warning("run_slot.not_released", reason="redis_unavailable")
+
+    def refusal(self) -> ApiError:
+        return ApiError(
+            429,
+            "too_many_concurrent_runs",
+            f"at most {self.limit} agent runs at once per caller; retry when one ended",
+            {"Retry-After": str(RUN_RETRY_AFTER_SECONDS)},
+        )
+
+
 # --------------------------------------------------------------------------- services
 
 
@@ -1107,6 +1211,7 @@ class Services:
     tickets: TicketStore
     runner: AgentRunner
     jobs: JobManager
+    run_slots: RunSlots
 
     async def ping_db(self) -> None:
         async with self.engine.connect() as conn:
@@ -1399,7 +1504,15 @@ async def current_principal(conn: HTTPConnection, services: ServicesDep) -> Prin
     """`Authorization: Bearer`, else (GET and WebSocket only) a single-use `?ticket=`
     from POST /auth/tickets, for browsers' EventSource and WebSocket, which cannot
     send headers. A dependency here (the project uses a middleware): one file, and
-    health and metrics simply do not declare it."""
+    health and metrics simply do not declare it. Once per request (a ticket is single
+    use; `caller_run_slot` asks before the route does)."""
+    principal = conn.scope.get("forge.principal")
+    if not isinstance(principal, Principal):
+        principal = conn.scope["forge.principal"] = await authenticate(conn, services)
+    return principal
+
+
+async def authenticate(conn: HTTPConnection, services: ServicesDep) -> Principal:
     scheme, _, token = conn.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return verify_token(token.strip(), services.settings)
@@ -1444,6 +1557,20 @@ async def rate_limited(services: ServicesDep, principal: PrincipalDep) -> None:
 async def agent_run_slot() -> AsyncIterator[None]:
     """Held while a run's request lasts; capped per process in `create_app`."""
     yield
+
+
+async def caller_run_slot(
+    connection: HTTPConnection, services: ServicesDep
+) -> AsyncIterator[None]:
+    """One of the caller's AGENT_MAX_CONCURRENT_RUNS_PER_USER slots while the response
+    lasts, or 429; a WebSocket takes one per run instead (`agent_ws`, which also
+    answers its own authentication errors)."""
+    if connection.scope["type"] == "websocket":
+        yield
+        return
+    principal = await current_principal(connection, services)
+    async with services.run_slots.hold(principal.subject):
+        yield
 
 
 # --------------------------------------------------------------------------- routes
@@ -1670,7 +1797,8 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
     with HTTP 401 before it is accepted. Then JSON frames:
     server `ready`; client `run` -> chunks (tool_call, tool_result, text, usage) then
     `done` or `error` (each as the SSE event's data; a run over the rate limit gets an
-    `error` with data.code `rate_limited`); client `cancel` -> `cancelled`; client
+    `error` with data.code `rate_limited`, over AGENT_MAX_CONCURRENT_RUNS_PER_USER
+    `too_many_concurrent_runs`); client `cancel` -> `cancelled`; client
     `ping` -> `pong`; server `ping` every WS_PING_INTERVAL_SECONDS. Close codes: 1003
     a message the server cannot parse, 1011 an unexpected server error."""
     try:
@@ -1692,8 +1820,14 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
             await websocket.send_json(message)
 
     async def run_one(message: WsRun) -> None:
+        last: dict[str, Any] | None = DONE_EVENT
+
         async def forward(chunk: AgentChunk) -> None:
-            await send(stream_event(chunk))
+            nonlocal last
+            if chunk.type == "error":
+                last = stream_event(chunk)  # sent once the run's slot is free
+            else:
+                await send(stream_event(chunk))
 
         request = AgentRequest(message.prompt, message.session_id, message.model)
         try:
@@ -1705,18 +1839,24 @@ async def agent_ws(websocket: WebSocket, services: ServicesDep) -> None:
             await send(stream_event(AgentChunk("error", text=exc.message, data=data)))
             return
         try:
-            await run_agent(
-                services.runner,
-                request,
-                limit_s=settings.agent_timeout_seconds,
-                mode="ws",
-                on_chunk=forward,
-            )
-            await send(DONE_EVENT)
+            async with services.run_slots.hold(principal.subject):
+                await run_agent(
+                    services.runner,
+                    request,
+                    limit_s=settings.agent_timeout_seconds,
+                    mode="ws",
+                    on_chunk=forward,
+                )
         except TimeoutError:
-            await send(TIMEOUT_EVENT)
+            last = TIMEOUT_EVENT
         except AgentRunError:
-            pass  # the error chunk was forwarded
+            pass  # `last` is its error chunk
+        except ApiError as over:  # only the run slot raises it
+            data = {"code": over.code, "retry_after": RUN_RETRY_AFTER_SECONDS}
+            last = stream_event(AgentChunk("error", text=over.message, data=data))
+        # The last frame goes out once the slot is free: a client that runs again as
+        # soon as it has it must find neither this run in progress nor its slot taken.
+        await send(last)
 
     async def heartbeat() -> None:
         while True:
@@ -1808,7 +1948,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner = build_runner(settings)
         jobs = JobManager(JobStore(engine), runner, settings)
         await jobs.reap_stale()
-        services = Services(settings, engine, redis, limiter, tickets, runner, jobs)
+        run_slots = RunSlots(redis, settings)
+        services = Services(
+            settings, engine, redis, limiter, tickets, runner, jobs, run_slots
+        )
         database = "sqlite" if settings.database_url is None else "postgresql"
         modes = {
             "zero_setup": settings.zero_setup,
@@ -1874,14 +2017,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents_router)
     # One Depends object, declared on the APIRouter around the routes that run the
     # agent: AGENT_MAX_CONCURRENT_RUNS per process; more wait for a slot, held until the
-    # response (an SSE stream, a WebSocket session) ends.
+    # response (an SSE stream, a WebSocket session) ends. The caller's own cap comes
+    # first: a caller over it is refused without waiting.
     capped = APIRouter(
         dependencies=[
+            Depends(caller_run_slot, scope="request"),
             Depends(
                 agent_run_slot,
                 scope="request",
                 max_concurrency=settings.agent_max_concurrent_runs,
-            )
+            ),
         ]
     )
     capped.include_router(runs_router)

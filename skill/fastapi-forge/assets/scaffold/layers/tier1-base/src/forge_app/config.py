@@ -1,7 +1,8 @@
 """All configuration, from environment variables (or a `.env` file), validated at start-up.
 
 Every field is listed in `.env.example`. Option-specific fields live next to the code that
-uses them (`security.AuthSettings`, `db.session.DatabaseSettings`) and are merged here.
+uses them (`security.AuthSettings`, `db.session.DatabaseSettings`,
+`services.run_slots.RunSlotSettings`) and are merged here.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .db.session import DatabaseSettings
 from .security import AuthSettings
+from .services.run_slots import RunSlotSettings
 
 
 # --8<-- [start:settings]
-class Settings(AuthSettings, DatabaseSettings, BaseSettings):
+class Settings(AuthSettings, DatabaseSettings, RunSlotSettings, BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     app_name: str = "forge-app"

@@ -32,7 +32,7 @@ from ..agents.base import AgentChunk, AgentRequest
 from ..dependencies import PrincipalDep, ResourcesDep
 from ..errors import AppError
 from ..metrics import AGENT_RUNS
-from ..middleware.rate_limit import RATE_LIMITER
+from ..middleware.rate_limit import RATE_LIMITER, rate_key
 from ..models.schemas import (
     MAX_PROMPT_CHARS,
     ErrorResponse,
@@ -49,6 +49,7 @@ from ..models.schemas import (
 )
 from ..services.agent_service import AgentService, AgentServiceDep
 from ..services.idempotency import REPLAYED_HEADER
+from ..services.run_slots import RETRY_AFTER_SECONDS, run_slot
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 run_router = APIRouter(prefix="/agents", tags=["agents"])
@@ -192,7 +193,8 @@ async def cancel_job(
 #   client -> {"type": "run", "prompt": "...", "model": null}
 #   server -> {"type": "text" | "tool_call" | "tool_result" | "usage", ...} ... then
 #             {"type": "done", ...} or {"type": "error", ...}: each frame the SSE event's data
-#             (a run over the caller's rate limit: "error" with data.code "rate_limited")
+#             (over the caller's rate limit or run cap: "error", data.code "rate_limited"
+#             or "too_many_concurrent_runs")
 #   client -> {"type": "cancel"}                  stops the current run: {"type": "cancelled"}
 #   client -> {"type": "ping"}                    server -> {"type": "pong"}
 #   server -> {"type": "ping"}                    every WS_PING_INTERVAL_SECONDS
@@ -228,18 +230,34 @@ class WsSession:
             refused = StreamEvent(type="error", text="too many requests; retry later", data=data)
             await self.send(refused.model_dump(mode="json"))
             return
+        try:
+            async with run_slot(self.service.resources, rate_key(self.websocket.scope)):
+                last = await self.stream(request)
+        except AppError as over:  # only the slot raises it: `stream` handles the rest
+            data = {"code": over.code, "retry_after": RETRY_AFTER_SECONDS}
+            last = StreamEvent(type="error", text=over.message, data=data)
+        # The last frame goes out once the slot is free: a client that runs again as soon
+        # as it has it must find neither this run in progress nor its slot taken.
+        if last is None:
+            return
+        try:
+            await self.send(last.model_dump(mode="json"))
+        except Exception:  # the client left; the connection handler cleans up
+            log.warning("websocket_run_aborted", exc_info=True)
+
+    async def stream(self, request: AgentRequest) -> StreamEvent | None:
+        """Sends the run's chunks; returns its last frame (done or error), unsent."""
         outcome = "completed"
         try:
             async for chunk in self.service.stream(request):
-                await self.send(to_event(chunk).model_dump(mode="json"))
                 if chunk.type == "error":
                     outcome = "failed"
-                    break
-            else:
-                await self.send(DONE.model_dump(mode="json"))
+                    return to_event(chunk)
+                await self.send(to_event(chunk).model_dump(mode="json"))
+            return DONE
         except TimeoutError:
             outcome = "timeout"
-            await self.send(TIMED_OUT.model_dump(mode="json"))
+            return TIMED_OUT
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
@@ -247,6 +265,7 @@ class WsSession:
             # Usually the client left mid-run; the connection handler cleans up.
             outcome = "failed"
             log.warning("websocket_run_aborted", exc_info=True)
+            return None
         finally:
             AGENT_RUNS.labels(mode="ws", outcome=outcome).inc()
 
