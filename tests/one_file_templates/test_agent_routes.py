@@ -10,9 +10,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import redis
 from forge_testing import TEMPLATES, Server, start_uvicorn
 from forge_testing.tokens import JwtMinter
 
@@ -138,3 +140,48 @@ def test_a_killed_workers_job_is_failed_when_its_lease_expires(
     assert job["status"] == "failed", job
     assert job["error"] == "interrupted: the worker stopped", job
     assert took < LEASE + 20
+
+
+def test_a_submit_that_fails_leaves_no_idempotency_key_without_its_job(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """POST /agents/run/async with an Idempotency-Key writes the key and the job in one
+    step. Here Redis refuses the job's write (an ACL without HSET), the failure between
+    the two writes a crash could also cause: no key may be left without its job (it
+    made retries wait for 10 s and fail with 409 for a minute, then start another job).
+    Once Redis takes writes again, the retry starts the job and a second retry replays it."""
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    user, password = f"no-hset-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin.acl_setuser(
+        user,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-hset"],
+    )
+    parts = urlsplit(redis_url)
+    limited = f"redis://{user}:{password}@{parts.netloc}{parts.path}"
+    prefix = f"idem-{uuid.uuid4().hex[:8]}:"
+    server = host_app(tmp_path, limited, prefix)
+    headers = {
+        **JwtMinter(SECRET, "host", "host", lifetime=600).bearer("ann"),
+        "Idempotency-Key": str(uuid.uuid4()),
+    }
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            failed = client.post("/agents/run/async", json={"prompt": "hi"})
+            assert failed.status_code >= 500, failed.text
+            keys = admin.keys(f"{prefix}idempotency:*")
+            assert keys == [], {key: admin.get(key) for key in keys}
+            admin.acl_setuser(user, commands=["+hset"])
+            first = client.post("/agents/run/async", json={"prompt": "hi"})
+            assert first.status_code == 202, first.text
+            again = client.post("/agents/run/async", json={"prompt": "hi"})
+            assert again.status_code == 202, again.text
+    finally:
+        server.stop()
+        admin.acl_deluser(user)
+        admin.close()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["job_id"] == first.json()["job_id"]

@@ -895,33 +895,21 @@ def idempotency_name(api: AgentAPI, caller: str, key: str) -> str:
     return api.key("idempotency", digest)
 
 
-async def claim_idempotency_key(
-    api: AgentAPI, caller: str, key: str, fingerprint: str
-) -> str | None:
-    """None: the key is this request's. Otherwise the job id of the earlier request
-    with this key and body (a concurrent duplicate waits for it). Per caller."""
-    name = idempotency_name(api, caller, key)
-    pending = json.dumps({"fingerprint": fingerprint, "job_id": ""})
-    deadline = time.monotonic() + 10
-    while True:
-        # Held briefly until the job exists; a request that died frees it in 60 s.
-        if await api.redis.set(name, pending, nx=True, ex=60):
-            return None
-        raw = await api.redis.get(name)
-        earlier = json.loads(raw) if raw else None
-        if earlier is not None and earlier["fingerprint"] != fingerprint:
-            raise AgentAPIError(
-                422,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with another request body",
-            )
-        if earlier is not None and earlier["job_id"]:
-            return str(earlier["job_id"])
-        if time.monotonic() > deadline:
-            raise AgentAPIError(
-                409, "idempotency_key_in_use", "this Idempotency-Key is in use; retry"
-            )
-        await asyncio.sleep(0.05)
+# The job and its Idempotency-Key in one step: a request that dies (or fails) leaves
+# neither or both, never a key without its job, which would refuse retries for a while
+# and then let one start a second job. KEYS: the key's name (no key: the job's, unread),
+# the job; ARGV: the key's value ('' for none), its TTL, the job's TTL, the job's
+# fields. Returns the earlier request's value for the key; nil: the job was created.
+CREATE_JOB_SCRIPT = """
+if ARGV[1] ~= '' then
+  local earlier = redis.call('GET', KEYS[1])
+  if earlier then return earlier end
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return false
+"""
 
 
 @router.post("/run/async", status_code=status.HTTP_202_ACCEPTED)
@@ -933,31 +921,46 @@ async def run_agent_async(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> JobView:
     """202: a job. `Idempotency-Key`: the same key and body return the first job (header
-    Idempotent-Replayed: true); another body with it is 422 idempotency_key_reused."""
+    Idempotent-Replayed: true); another body with it is 422 idempotency_key_reused.
+    Keys are per caller."""
     api = agent_api(request)
     check_model(api, body.model)
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    if idempotency_key is not None:
-        earlier = await claim_idempotency_key(api, caller, idempotency_key, fingerprint)
-        if earlier is not None:
-            response.headers["Location"] = f"/agents/jobs/{earlier}"
-            response.headers["Idempotent-Replayed"] = "true"
-            return job_view(await owned_job(api, uuid.UUID(earlier), caller))
     job_id = str(uuid.uuid4())
     job = {"job_id": job_id, "status": "queued", "progress": "0.0", "created_at": now()}
     key = api.key("job", job_id)
-    lease = {"heartbeat_at": job["created_at"]}
-    await api.redis.hset(
-        key, mapping={**job, **lease, "owner": caller, "cancel_requested": "false"}
-    )
-    await api.redis.expire(key, api.settings.job_ttl_seconds)
+    fields = {**job, "heartbeat_at": job["created_at"], "owner": caller}
+    fields["cancel_requested"] = "false"
+    name, claim = key, ""
     if idempotency_key is not None:
-        bound = json.dumps({"fingerprint": fingerprint, "job_id": job_id})
-        await api.redis.set(
-            idempotency_name(api, caller, idempotency_key),
-            bound,
-            ex=api.settings.idempotency_key_ttl_seconds,
-        )
+        name = idempotency_name(api, caller, idempotency_key)
+        claim = json.dumps({"fingerprint": fingerprint, "job_id": job_id})
+    s = api.settings
+    raw = await api.redis.eval(
+        CREATE_JOB_SCRIPT,
+        2,
+        name,
+        key,
+        claim,
+        s.idempotency_key_ttl_seconds,
+        s.job_ttl_seconds,
+        *(item for pair in fields.items() for item in pair),
+    )
+    if raw is not None:
+        earlier = json.loads(raw)
+        if earlier["fingerprint"] != fingerprint:
+            raise AgentAPIError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request body",
+            )
+        if not earlier["job_id"]:  # a claim written by an earlier version of this file
+            raise AgentAPIError(
+                409, "idempotency_key_in_use", "this Idempotency-Key is in use; retry"
+            )
+        response.headers["Location"] = f"/agents/jobs/{earlier['job_id']}"
+        response.headers["Idempotent-Replayed"] = "true"
+        return job_view(await owned_job(api, uuid.UUID(earlier["job_id"]), caller))
     task = asyncio.create_task(execute_job(api, job_id, body))
     api.tasks[job_id] = task
     task.add_done_callback(lambda _: api.tasks.pop(job_id, None))
