@@ -1,6 +1,8 @@
 """A contract target (FORGE_TARGET) with two routes that fail the way real code does: an
 exception raised with the caller's credentials in local variables, and a database error
-with an API key as a bound parameter (on the targets that have a database)."""
+with an API key as a bound parameter (on the targets that have a database).
+`project_unconfigured`: the project's create_app without its logging configuration, as an
+app assembled from the references' excerpts may well be."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 def engine_of(request: Request) -> AsyncEngine:
     state: Any = request.state
-    if os.environ["FORGE_TARGET"] == "project":
+    if os.environ["FORGE_TARGET"].startswith("project"):
         engine: AsyncEngine = state.resources.database.engine
     else:
         engine = state.services.engine
@@ -25,6 +27,11 @@ def create_app() -> FastAPI:
     target = os.environ["FORGE_TARGET"]
     if target == "project":
         from contract_app.main import create_app as build
+    elif target == "project_unconfigured":
+        import contract_app.main
+
+        contract_app.main.configure_logging = lambda *_, **__: None  # type: ignore[assignment]
+        build = contract_app.main.create_app
     elif target == "single_api":
         from single_api import create_app as build
     else:

@@ -17,7 +17,7 @@ from .conftest import HERE, TARGETS, TEMPLATES, TOKENS, common_env
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(params=TARGETS)
+@pytest.fixture(params=[*TARGETS, "project_unconfigured"])
 def failing_target(
     request: pytest.FixtureRequest,
     contract_project: Path,
@@ -31,6 +31,10 @@ def failing_target(
         redis_database(redis_base_url) as redis_url,
     ):
         env = common_env(contract_project, redis_url, DATABASE_URL=database_url)
+        if name == "project_unconfigured":
+            env["LOG_JSON"] = (
+                "false"  # unused without configure_logging; as in local work
+            )
         env |= {
             "FORGE_TARGET": name,
             "PYTHONPATH": f"{contract_project / 'src'}:{TEMPLATES}:{HERE}",
