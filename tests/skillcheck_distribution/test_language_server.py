@@ -198,9 +198,11 @@ async def test_an_editor_session(client: LanguageClient, tmp_path: Path) -> None
         )
     )
     assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    # The severity this skill's skillcheck.toml gives the rule, not only its default.
     assert hover.contents.value.startswith(
-        "LNK004 anchor-case-mismatch (error, --fix can repair)"
-    )
+        "LNK004 anchor-case-mismatch"
+        " (warning, set in skillcheck.toml; default error, --fix can repair)"
+    ), hover.contents.value.splitlines()[0]
     assert "Why: " in hover.contents.value
     assert hover.range == case.range
 

@@ -164,6 +164,24 @@ pub fn list_json(families: &'static [Family]) -> serde_json::Value {
 
 /// `skillcheck explain CODE`.
 pub fn explain(rule: &Rule) -> String {
+    explain_labelled(rule, default_label(rule))
+}
+
+/// [`explain`] for a finding reported at `severity` (the language server's hover): when the
+/// config changed the rule's severity, the first line says so instead of the default alone.
+pub fn explain_reported(rule: &Rule, severity: Severity) -> String {
+    if severity == rule.severity {
+        return explain(rule);
+    }
+    let label = format!(
+        "{}, set in skillcheck.toml; default {}",
+        severity.as_str(),
+        default_label(rule)
+    );
+    explain_labelled(rule, label)
+}
+
+fn explain_labelled(rule: &Rule, label: String) -> String {
     let indent = |s: &str| {
         s.lines()
             .map(|l| format!("    {l}"))
@@ -185,7 +203,7 @@ pub fn explain(rule: &Rule) -> String {
         "{code} {name} ({sev}{fixable})\n\nWhat: {summary}.\n\nWhy: {why}\n\nExample:\n{example}\n\nFix: {fix}\n\nSource: {source}\n\n{enable}\n\nChange its severity in skillcheck.toml:\n    [rules]\n    {code} = \"warning\"   # or \"error\", \"off\"\n",
         code = rule.code,
         name = rule.name,
-        sev = default_label(rule),
+        sev = label,
         fixable = if rule.fixable {
             ", --fix can repair"
         } else {

@@ -44,6 +44,8 @@ struct Document {
 struct Finding {
     diagnostic: lsp_types::Diagnostic,
     rule: &'static Rule,
+    /// As configured for the skill, which hover reports.
+    severity: Severity,
     /// The certain fix, in the document's current text; `edit` in bytes for "fix all".
     fix: Option<(TextEdit, Edit)>,
 }
@@ -348,7 +350,8 @@ impl Server {
         });
     }
 
-    /// `skillcheck explain` for each rule with a finding under the cursor.
+    /// `skillcheck explain` for each rule with a finding under the cursor, with the severity
+    /// the finding has in this skill.
     fn hover(&self, p: &HoverParams) -> Option<Hover> {
         let at = &p.text_document_position_params;
         let under: Vec<&Finding> = self
@@ -362,7 +365,7 @@ impl Server {
         let text: Vec<String> = under
             .iter()
             .filter(|f| codes.insert(f.rule.code))
-            .map(|f| registry::explain(f.rule))
+            .map(|f| registry::explain_reported(f.rule, f.severity))
             .collect();
         Some(Hover {
             contents: HoverContents::Markup(MarkupContent {
@@ -469,6 +472,7 @@ fn finding(d: &Diagnostic, rule: &'static Rule, lines: &Lines) -> Finding {
             ..lsp_types::Diagnostic::default()
         },
         rule,
+        severity: d.severity,
         fix: d.fix.as_ref().map(|e| {
             let edit = TextEdit::new(lines.range(&e.range), e.replacement.clone());
             (edit, e.clone())
