@@ -354,7 +354,7 @@ def versions(args: argparse.Namespace, work: Path) -> int:
             "'httptools', 'anyio')))")
     summary["versions"] = {
         spec.partition("=")[0]: subprocess.run([spec.partition("=")[2], "-c", code],
-                                               capture_output=True, text=True).stdout.strip()
+                                               capture_output=True, text=True, check=True).stdout.strip()
         for spec in args.python}
     print(json.dumps({"test": "versions", **summary}))
     return 0 if summary["errors"] == 0 else 1
