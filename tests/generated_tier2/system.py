@@ -22,10 +22,12 @@ from forge_testing import (
     throwaway_database,
 )
 from forge_testing.scaffolding import scaffold
+from forge_testing.tokens import RsaKey
 from forge_testing.venvs import Venv, create_venv
 
 NAME = "shop"
-JWT_SECRET = "e2e-tier2-secret-" + "x" * 40
+# What every service held before user-service alone signed tokens: now signs nothing valid.
+OLD_SHARED_SECRET = "e2e-tier2-secret-" + "x" * 40
 # (folder, import path, uvicorn extra args, gateway prefix)
 SERVICES = {
     "user-service": ("user_service.main:create_app", "users"),
@@ -176,6 +178,7 @@ class GeneratedTier2System:
     services: dict[str, Service] = field(default_factory=dict)
     databases: dict[str, str] = field(default_factory=dict)
     gateway: Service | None = None
+    key: RsaKey | None = None  # user-service's signing key (JWT_PRIVATE_KEY_FILE)
 
     def token(self, client: httpx.Client, email: str, password: str) -> str:
         response = client.post(
@@ -214,12 +217,19 @@ def running_system(
     shadow_sources: bool = False,
     **settings: str,
 ) -> Iterator[GeneratedTier2System]:
-    system = GeneratedTier2System(root=project, venv=venv)
+    system = GeneratedTier2System(root=project, venv=venv, key=RsaKey.generate())
+    key_file = log_dir / f"jwt-private-{uuid.uuid4().hex[:6]}.pem"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_bytes(system.key.pem)
+    # user-service first: the others verify tokens with its JWKS.
+    names = tuple(sorted(names, key=list(SERVICES).index))
     with ExitStack() as stack:
         common = venv.env() | {
-            "JWT_SECRET": JWT_SECRET,
             "JWT_AUDIENCE": "forge-api",
             "JWT_ISSUER": "forge-api",
+            # agent-service (a Tier 1 project, --auth oauth2): user-service is its issuer.
+            "OIDC_ISSUER": "forge-api",
+            "OIDC_AUDIENCE": "forge-api",
             "BROKER_URL": broker_url,
             "OUTBOX_POLL_SECONDS": "0.1",
             "CONSUMER_CLAIM_IDLE_MS": "2000",
@@ -235,6 +245,8 @@ def running_system(
             )
             system.databases[name] = db
             env = common | {"DATABASE_URL": db}
+            if name == "user-service":
+                env["JWT_PRIVATE_KEY_FILE"] = str(key_file)
             if name == "agent-service":
                 metrics_dir = log_dir / f"prom-{uuid.uuid4().hex[:6]}"
                 metrics_dir.mkdir(parents=True)
@@ -256,6 +268,9 @@ def running_system(
             stack.callback(service.stop)
             service.start()
             system.services[name] = service
+            if name == "user-service":
+                jwks = f"{service.url}/.well-known/jwks.json"
+                common |= {"JWKS_URL": jwks, "OIDC_JWKS_URL": jwks}
         if with_gateway:
             routes = {
                 SERVICES[n][1]: f"http://127.0.0.1:{s.port}"

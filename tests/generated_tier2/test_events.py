@@ -28,7 +28,6 @@ from generated_tier3.system import Db
 
 from .conftest import Build
 from .system import (
-    JWT_SECRET,
     GeneratedTier2System,
     running_system,
     source_path,
@@ -406,7 +405,6 @@ def test_rabbitmq_consumer_span_continues_the_producer_trace(
             | {
                 "DATABASE_URL": database_url,
                 "BROKER_URL": rabbit_url,
-                "JWT_SECRET": JWT_SECRET,
                 "PYTHONPATH": source_path(tier2.rabbit_project),
             },
         )

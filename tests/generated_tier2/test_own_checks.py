@@ -10,7 +10,7 @@ import pytest
 from forge_testing import clean_env, run, throwaway_database
 
 from .conftest import Build
-from .system import JWT_SECRET, source_path
+from .system import source_path
 
 pytestmark = pytest.mark.e2e
 PACKAGES = (
@@ -79,7 +79,6 @@ def test_service_tests_pass_in_any_order_on_one_broker(
             env = clean_env() | {
                 "DATABASE_URL": database_url,
                 "BROKER_URL": broker_url,
-                "JWT_SECRET": JWT_SECRET,
                 "PYTHONPATH": source_path(project),
             }
             run(

@@ -5,6 +5,9 @@ variant's broker (a Redis database or a RabbitMQ vhost of the test's own)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -15,13 +18,16 @@ import asyncpg
 import httpx
 from forge_testing import free_port, run, throwaway_database
 from forge_testing.metrics import metric_total, sample_names
-from forge_testing.tokens import JwtMinter
+from forge_testing.tokens import JwtMinter, RsaKey
 from forge_testing.venvs import Venv
 from generated_tier2.system import Service
 
 NAME = "shop"
-JWT_SECRET = "e2e-tier3-secret-" + "x" * 40
-TOKENS = JwtMinter(JWT_SECRET, "forge-api", "forge-api", lifetime=1800)
+# user-service's signing key: the tests mint users' tokens as user-service does.
+KEY = RsaKey.generate()
+TOKENS = JwtMinter("", "forge-api", "forge-api", lifetime=1800, key=KEY)
+# order-query's client secret for user-service's client-credentials grant (its rebuild).
+CLIENT_SECRET = secrets.token_urlsafe(32)
 TOPIC = "orders.events"
 # process -> (service folder, uvicorn factory, database side)
 PROCESSES = {
@@ -86,9 +92,22 @@ class Orders:
         text = httpx.get(f"{self.processes[process].url}/metrics", timeout=5).text
         return sample_names(text)
 
-    def rebuild(self) -> dict[str, Any]:
-        import json
+    def service_token(self, client_id: str = "order-query", secret: str = CLIENT_SECRET) -> str:
+        """A service token for the relay, from user-service's client-credentials grant."""
+        response = httpx.post(
+            f"{self.processes['users'].url}/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "audience": "order-command",
+            },
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
 
+    def rebuild(self) -> dict[str, Any]:
         out = run(
             [str(self.venv.python), "-m", "order_query.rebuild"],
             cwd=self.project / "services" / "order-query",
@@ -96,6 +115,8 @@ class Orders:
             | {
                 "DATABASE_URL": self.databases["query"],
                 "EVENT_FEED_URL": self.processes["relay"].url,
+                "TOKEN_URL": f"{self.processes['users'].url}/oauth/token",
+                "SERVICE_CLIENT_SECRET": CLIENT_SECRET,
             },
             timeout=120,
         ).stdout
@@ -114,9 +135,11 @@ def running_orders(
 ) -> Iterator[Orders]:
     """`python_path`: the variant's own sources, ahead of the shared venv's."""
     orders = Orders(project=project, venv=venv)
+    key_file = log_dir / "jwt-private.pem"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_bytes(KEY.pem)
     orders.env = venv.env() | {
         "PYTHONPATH": python_path,
-        "JWT_SECRET": JWT_SECRET,
         "BROKER_URL": broker_url,
         "OUTBOX_POLL_SECONDS": "0.05",
         "OUTBOX_WATCH_SECONDS": "0.5",
@@ -125,6 +148,32 @@ def running_orders(
         "LOG_LEVEL": "WARNING",
     }
     with ExitStack() as stack:
+        # user-service: the tokens' only issuer, whose JWKS the order services verify with.
+        users_db = stack.enter_context(throwaway_database(pg_admin_url, prefix="e2e3_users"))
+        users_dir = project / "services" / "user-service"
+        run(
+            [str(venv.bin("alembic")), "upgrade", "head"],
+            cwd=users_dir,
+            env=orders.env | {"DATABASE_URL": users_db},
+            timeout=120,
+        )
+        clients = {
+            "order-query": {
+                "secret_sha256": hashlib.sha256(CLIENT_SECRET.encode()).hexdigest(),
+                "audiences": ["order-command"],
+            }
+        }
+        users_env = orders.env | {
+            "DATABASE_URL": users_db,
+            "JWT_PRIVATE_KEY_FILE": str(key_file),
+            "SERVICE_CLIENTS": json.dumps(clients),
+        }
+        users = Service("users", "user_service.main:create_app", free_port(), users_dir,
+                        users_env, venv, log_dir)  # fmt: skip
+        stack.callback(users.stop)
+        users.start()
+        orders.processes["users"] = users
+        orders.env["JWKS_URL"] = f"{users.url}/.well-known/jwks.json"
         for side, folder in (("command", "order-command"), ("query", "order-query")):
             url = stack.enter_context(
                 throwaway_database(pg_admin_url, prefix=f"e2e3_{side}")

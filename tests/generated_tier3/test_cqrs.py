@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
+import httpx
 import pytest
 from forge_testing import wait_for
+from forge_testing.tokens import RsaKey, bearer
 
 from .conftest import BROKERS
-from .system import Db, Orders
+from .system import KEY, TOKENS, Db, Orders
 
 pytestmark = [
     pytest.mark.e2e,
@@ -307,3 +310,47 @@ def test_a_rebuilt_read_model_equals_the_live_one(orders: Orders) -> None:
     finally:
         command_db.close()
         query_db.close()
+
+
+def test_only_user_service_signs_and_the_event_log_takes_service_tokens_only(
+    orders: Orders,
+) -> None:
+    """user-service signs every token; the order services verify with its JWKS. The relay's
+    GET /events takes the rebuild's client-credentials token and no user's token; the
+    order API takes no service token."""
+    relay, command = orders.processes["relay"].url, orders.processes["command"].url
+    service = bearer(orders.service_token())
+    assert httpx.get(f"{relay}/events", headers=service, timeout=10).status_code == 200
+    user_tokens = {
+        "a user's": TOKENS.bearer(str(uuid.uuid4())),
+        "a user's naming the reader": TOKENS.bearer("order-query"),
+    }
+    for what, headers in user_tokens.items():
+        response = httpx.get(f"{relay}/events", headers=headers, timeout=10)
+        assert response.status_code == 401, what
+    order = {"total": "1.00"}
+    placed = httpx.post(f"{command}/orders", json=order, headers=user_tokens["a user's"])
+    assert placed.status_code == 201, placed.text
+    refused = {
+        "the service token": service,
+        # What any service could mint before user-service alone signed tokens.
+        "the old shared secret": TOKENS.bearer("mallory", alg="HS256", secret="x" * 40),
+        "another key": TOKENS.bearer("mallory", key=RsaKey.generate(), kid=KEY.kid),
+        "HS256 keyed with the public key": TOKENS.bearer(
+            "mallory", alg="HS256", secret=KEY.public_pem().decode(), kid=KEY.kid
+        ),
+    }
+    for what, headers in refused.items():
+        response = httpx.post(f"{command}/orders", json=order, headers=headers, timeout=10)
+        assert response.status_code == 401, what
+    wrong = httpx.post(
+        f"{orders.processes['users'].url}/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "order-query",
+            "client_secret": "not-the-secret",
+            "audience": "order-command",
+        },
+        timeout=10,
+    )
+    assert wrong.status_code == 401

@@ -16,7 +16,7 @@ import yaml
 from forge_testing import REPO_ROOT, run, throwaway_database, wait_for
 
 from .conftest import Build
-from .system import JWT_SECRET, NAME, Orders
+from .system import NAME, Orders
 
 pytestmark = pytest.mark.e2e
 GATEWAY_SOURCE = (
@@ -61,7 +61,6 @@ def test_service_tests(
         env = tier3.env() | {
             "DATABASE_URL": database_url,
             "BROKER_URL": redis_broker_url,
-            "JWT_SECRET": JWT_SECRET,
         }
         run(
             [str(tier3.venv.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],

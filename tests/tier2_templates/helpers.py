@@ -1,5 +1,6 @@
 """Helpers for the Tier 2 template tests: the gateway template and small upstream
-services (upstream_app.py), each a real uvicorn process on a free port, and JWTs."""
+services (upstream_app.py), each a real uvicorn process on a free port, JWTs, and the
+token issuer's JWKS (served from this process on loopback, counting its fetches)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,60 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from forge_testing import TEMPLATES, Server, start_uvicorn
-from forge_testing.tokens import JwtMinter
+from forge_testing.tokens import JwtMinter, RsaKey
 
 HERE = Path(__file__).resolve().parent
-SECRET = "tier2-gateway-tests-" + "s" * 48  # >= 64 bytes, enough for HS512 too
+# What a service holding the old shared secret would sign with (no longer accepted).
+SECRET = "tier2-gateway-tests-" + "s" * 48
 AUDIENCE = "forge-api"
-TOKENS = JwtMinter(SECRET, AUDIENCE)
+ISSUER = "forge-api"
+KEY = RsaKey.generate()  # the issuer's (user-service's) signing key
+TOKENS = JwtMinter(SECRET, AUDIENCE, ISSUER, key=KEY)
+
+
+class JwksServer:
+    """The issuer's /.well-known/jwks.json on loopback; `keys` may change (rotation) and
+    `fetches` counts the GETs (a flood of unknown kids must not raise it much)."""
+
+    def __init__(self, *keys: RsaKey) -> None:
+        self.keys = list(keys)
+        self.fetches = 0
+        jwks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                jwks.fetches += 1
+                body = json.dumps({"keys": [k.jwk() for k in jwks.keys]}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@functools.cache
+def shared_jwks() -> JwksServer:
+    return JwksServer(KEY)
+
 
 # The interpreter of the gateway process: set it to a venv holding the minimum versions
 # named in the template's docstring to check them.
@@ -43,8 +86,8 @@ GATEWAY_SERVER_ARGS = [
 # Small numbers so that the tests reach every breaker state in a few calls. The open
 # interval is long enough that "open" is still observable after the failing calls.
 GATEWAY_DEFAULTS = {
-    "JWT_SECRET": SECRET,
     "JWT_AUDIENCE": AUDIENCE,
+    "JWT_ISSUER": ISSUER,
     "BREAKER_FAILURE_THRESHOLD": "3",
     "BREAKER_OPEN_SECONDS": "4",
     "BREAKER_HALF_OPEN_MAX_CALLS": "1",
@@ -63,7 +106,12 @@ def user_auth() -> dict[str, str]:
 
 def _settings_env(extra: dict[str, str]) -> dict[str, str]:
     # The gateway reads its settings from the environment: start from a clean slate.
-    keys = set(GATEWAY_DEFAULTS) | {"SERVICES", "UPSTREAM_NAME"}
+    keys = set(GATEWAY_DEFAULTS) | {
+        "SERVICES",
+        "UPSTREAM_NAME",
+        "JWKS_URL",
+        "JWT_SECRET",
+    }
     env = {k: v for k, v in os.environ.items() if k not in keys}
     env.update(extra)
     return env
@@ -108,7 +156,8 @@ class GatewayWithUpstreams:
         return self.start_upstream(name, port=self.upstreams[name].port)
 
     def start_gateway(self, services: dict[str, Any], **settings: str) -> Server:
-        env = {**GATEWAY_DEFAULTS, **settings, "SERVICES": json.dumps(services)}
+        env = {"JWKS_URL": shared_jwks().url, **GATEWAY_DEFAULTS, **settings}
+        env["SERVICES"] = json.dumps(services)
         self.gateway = start_uvicorn(
             "microservice_gateway:app",
             log_dir=self.log_dir,

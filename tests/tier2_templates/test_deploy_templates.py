@@ -142,10 +142,24 @@ def test_no_secret_is_written_in_the_compose_file(compose: dict[str, Any]) -> No
         if match := URL_PASSWORD.search(value):
             assert REQUIRED_REF.match(match.group(1)), f"{name}.{key}: password in URL"
             checked += 1
-    assert checked >= 5  # the JWT secrets, the API keys and the database URLs
+    assert checked >= 2  # the API keys (JWT secrets were 3 more: now none)
     for name, secret in compose.get("secrets", {}).items():
         assert set(secret) & {"file", "environment", "external"}, name
     assert "postgres_password" in compose["services"]["postgres"]["secrets"]
+
+
+def test_only_user_service_holds_the_signing_key(compose: dict[str, Any]) -> None:
+    holders = [
+        name
+        for name, service in compose["services"].items()
+        if "jwt_private_key" in service.get("secrets", [])
+    ]
+    assert holders == ["user-service"]
+    for name, key, value in _walk_env(compose):
+        assert key != "JWT_SECRET", f"{name} has a shared signing secret"
+        if key == "JWKS_URL":
+            assert value.startswith("http://user-service:"), f"{name}: {value}"
+    assert "JWKS_URL" in compose["services"]["gateway"]["environment"]
 
 
 def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
@@ -213,7 +227,6 @@ def test_gateway_settings_in_compose_are_valid_for_the_gateway(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     environment = dict(compose["services"]["gateway"]["environment"])
-    environment["JWT_SECRET"] = "x" * 32  # the ${...} reference, filled
     settings = gateway_settings(environment, monkeypatch)
     for name, spec in settings.services.items():
         host = spec.url.host
@@ -362,7 +375,8 @@ def test_secrets_are_referenced_never_written(manifests: list[dict[str, Any]]) -
         for source in container.get("envFrom", []):
             if "configMapRef" in source:
                 assert source["configMapRef"]["name"] == config["metadata"]["name"]
-    assert references >= 1
+    # The gateway holds no secret: it verifies tokens with user-service's public keys.
+    assert references == 0
 
 
 def test_configmap_is_valid_gateway_configuration(
@@ -370,8 +384,9 @@ def test_configmap_is_valid_gateway_configuration(
 ) -> None:
     data = dict(by_kind(manifests, "ConfigMap")["data"])
     data.pop("FORWARDED_ALLOW_IPS")  # read by uvicorn, not by the gateway
-    settings = gateway_settings({**data, "JWT_SECRET": "x" * 32}, monkeypatch)
-    assert settings.jwt_algorithm == "HS256"
+    settings = gateway_settings(data, monkeypatch)
+    # No secret: the gateway verifies with user-service's public keys.
+    assert settings.jwks_url.startswith("http://user-service/")
     for spec in settings.services.values():
         assert spec.url.host.endswith("-service"), "route to Kubernetes Service names"
     assert json.loads(data["PUBLIC_PATHS"]) == settings.public_paths

@@ -13,9 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
+from forge_testing.tokens import RsaKey
 from httpx_sse import aconnect_sse
 
-from tier2_templates.helpers import TOKENS, GatewayWithUpstreams, user_auth
+from tier2_templates.helpers import (
+    KEY,
+    TOKENS,
+    GatewayWithUpstreams,
+    JwksServer,
+    user_auth,
+)
+
+OTHER_KEY = RsaKey.generate()  # not the issuer's: what another service could sign with
 
 # A bound on how long a test may wait for something it expects; never a measurement.
 PATIENCE = 30.0
@@ -180,7 +189,22 @@ REJECTED_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
     "garbage": lambda: {"Authorization": "Bearer not.a.token"},
     "alg none": lambda: TOKENS.bearer("alice", alg="none"),
     "other algorithm": lambda: TOKENS.bearer("alice", alg="HS512"),
-    "wrong secret": lambda: TOKENS.bearer("alice", secret="another-secret-" + "q" * 32),
+    "wrong secret": lambda: TOKENS.bearer(
+        "alice", alg="HS256", secret="another-secret-" + "q" * 32
+    ),
+    # What any service could mint before: HS256 with the shared secret.
+    "old shared secret": lambda: TOKENS.bearer("alice", alg="HS256"),
+    # alg confusion: HS256 keyed with the issuer's public key (anyone can fetch it).
+    "public key as HMAC secret": lambda: TOKENS.bearer(
+        "alice", alg="HS256", secret=KEY.public_pem().decode(), kid=KEY.kid
+    ),
+    "another key, the issuer's kid": lambda: TOKENS.bearer(
+        "alice", key=OTHER_KEY, kid=KEY.kid
+    ),
+    "another key, its own kid": lambda: TOKENS.bearer("alice", key=OTHER_KEY),
+    "no kid": lambda: TOKENS.bearer("alice", kid=""),
+    "wrong issuer": lambda: TOKENS.bearer("alice", iss="someone-else"),
+    "service token": lambda: TOKENS.bearer("order-query", token_use="service"),
     "expired": lambda: TOKENS.bearer("alice", lifetime=-60),
     "wrong audience": lambda: TOKENS.bearer("alice", aud="someone-else"),
     "no subject": lambda: TOKENS.bearer(None),
@@ -206,6 +230,56 @@ async def test_edge_rejects_bad_credentials_before_any_upstream(
     assert_error(response, 401, code)
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert after == before, "a rejected request reached the service"
+
+
+async def test_a_flood_of_unknown_kids_fetches_the_jwks_a_bounded_number_of_times(
+    fresh_system: Callable[..., GatewayWithUpstreams],
+) -> None:
+    jwks = JwksServer(KEY)
+    try:
+        system = fresh_system(JWKS_URL=jwks.url)
+        async with httpx.AsyncClient(timeout=30) as client:
+            ok = await client.get(f"{system.url}/users/echo", headers=user_auth())
+            assert ok.status_code == 200, ok.text
+            fetched = jwks.fetches
+            flood = [
+                client.get(
+                    f"{system.url}/users/echo",
+                    headers=TOKENS.bearer("alice", kid=uuid.uuid4().hex),
+                )
+                for _ in range(200)
+            ]
+            codes = {r.status_code for r in await asyncio.gather(*flood)}
+            still = await client.get(f"{system.url}/users/echo", headers=user_auth())
+        assert codes == {401}
+        assert still.status_code == 200
+        # The first fetch, then none: a refetch waits JWKS_REFETCH_SECONDS (30 s).
+        assert fetched == 1
+        assert jwks.fetches - fetched <= 1, jwks.fetches
+    finally:
+        jwks.close()
+
+
+async def test_a_rotated_out_key_verifies_while_it_is_published(
+    fresh_system: Callable[..., GatewayWithUpstreams],
+) -> None:
+    new_key = RsaKey.generate()
+    jwks = JwksServer(new_key, KEY)  # rotation: the new key signs, the old is published
+    try:
+        system = fresh_system(JWKS_URL=jwks.url, JWKS_CACHE_SECONDS="1")
+        old_token = user_auth()
+        async with httpx.AsyncClient(timeout=30) as client:
+            url = f"{system.url}/users/echo"
+            assert (await client.get(url, headers=old_token)).status_code == 200
+            new = TOKENS.bearer("alice", key=new_key)
+            assert (await client.get(url, headers=new)).status_code == 200
+            jwks.keys = [new_key]  # the old key's tokens have expired: it is dropped
+            await asyncio.sleep(1.5)  # the cached set expires
+            assert (await client.get(url, headers=new)).status_code == 200
+            refused = await client.get(url, headers=old_token)
+            assert refused.status_code == 401
+    finally:
+        jwks.close()
 
 
 async def raw_get(port: int, target: str) -> tuple[int, dict[str, Any]]:

@@ -158,14 +158,13 @@ def test_transitions_are_reported_in_order() -> None:
 
 # --------------------------------------------------------------------------- settings
 
-SECRET = "k" * 32
-
 
 def settings(**values: Any) -> Any:
     base: dict[str, Any] = {
         "services": {"users": "http://users:8000"},
-        "jwt_secret": SECRET,
+        "jwks_url": "http://user-service:8000/.well-known/jwks.json",
         "jwt_audience": "forge-api",
+        "jwt_issuer": "forge-api",
     }
     return gw.GatewaySettings(_env_file=None, **(base | values))
 
@@ -190,8 +189,7 @@ def test_services_accept_a_bare_url_or_an_object() -> None:
         ({"services": {"Users": "http://x:1"}}, "not a usable path prefix"),
         ({"services": {"users": "ftp://x:1"}}, "URL scheme"),
         ({"services": {"users": {"url": "http://x:1", "retries": 3}}}, "retries"),
-        ({"jwt_secret": "short"}, "at least 32 bytes"),
-        ({"jwt_algorithm": "none"}, "jwt_algorithm"),
+        ({"jwks_url": "file:///etc/passwd"}, "jwks_url"),
     ],
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(
@@ -252,7 +250,7 @@ def test_dot_segments_are_found_however_disguised(path: str, refused: bool) -> N
 
 def test_importing_the_module_needs_no_environment() -> None:
     # `app` is built on first access only (uvicorn's), so the import above worked
-    # without SERVICES or JWT_SECRET in the environment.
+    # without SERVICES or JWKS_URL in the environment.
     assert "app" not in vars(gw)
 
 

@@ -19,9 +19,9 @@ Configuration comes from the environment (or ``.env``)::
                "agents": {"url": "http://agent-service:8000", "timeout_seconds": 30,
                           "retry_attempts": 0, "stream_paths": ["/agents/run/stream"]},
                "notify": "http://notification-service:8000"}'
-    JWT_SECRET=...          # HS*: shared secret (>= 32 bytes); RS*/ES*: PEM public key
-    JWT_ALGORITHM=HS256     # the only algorithm accepted
+    JWKS_URL=http://user-service:8000/.well-known/jwks.json  # the token issuer's keys
     JWT_AUDIENCE=forge-api
+    JWT_ISSUER=forge-api
     PUBLIC_PATHS='["/users/auth"]'   # gateway paths that need no token (login, sign-up)
 
 Run it with its own HTTP protocol class, which bounds every request head in size
@@ -47,7 +47,7 @@ Requirements (minimum versions):
     httpx>=0.28
     pydantic>=2.9
     pydantic-settings>=2.6
-    pyjwt>=2.10               # pyjwt[crypto] for RS*/ES* keys
+    pyjwt[crypto]>=2.15       # PyJWKClient's refetch cooldown
     prometheus-client>=0.21
 """
 
@@ -85,7 +85,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -177,12 +176,15 @@ class GatewaySettings(BaseSettings):
     )
 
     services: dict[str, ServiceSpec]
-    jwt_secret: SecretStr
-    jwt_algorithm: Literal[
-        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384"
-    ] = "HS256"
+    # Tokens are RS256, signed by the issuer (user-service) alone: the gateway holds
+    # only its public keys, fetched from JWKS_URL, cached, and refetched for an
+    # unknown `kid` at most once per JWKS_REFETCH_SECONDS (no flood of the issuer).
+    jwks_url: str = Field(pattern=r"^https?://")
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    jwks_refetch_seconds: float = Field(default=30.0, ge=0)
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0)
     jwt_audience: str
-    jwt_issuer: str | None = None
+    jwt_issuer: str
     jwt_leeway_seconds: int = Field(default=0, ge=0)
     public_paths: list[str] = []
     cors_origins: list[str] = []
@@ -219,11 +221,6 @@ class GatewaySettings(BaseSettings):
                     f"SERVICES: {name!r} is not a usable path prefix (lowercase "
                     f"letters, digits, '-', '_'; not one of {sorted(RESERVED_NAMES)})"
                 )
-        if (
-            self.jwt_algorithm.startswith("HS")
-            and len(self.jwt_secret.get_secret_value()) < 32
-        ):
-            raise ValueError("JWT_SECRET: HMAC secrets need at least 32 bytes")
         return self
 
 
@@ -703,8 +700,11 @@ class Gateway:
     def __init__(self, settings: GatewaySettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.jwt_key = jwt.get_algorithm_by_name(settings.jwt_algorithm).prepare_key(
-            settings.jwt_secret.get_secret_value()
+        self.jwks = jwt.PyJWKClient(
+            settings.jwks_url,
+            lifespan=settings.jwks_cache_seconds,
+            cooldown_duration=settings.jwks_refetch_seconds,
+            timeout=settings.jwks_timeout_seconds,
         )
         self.upstreams: dict[str, Upstream] = {}
         requests = settings.max_connections_per_service
@@ -759,7 +759,21 @@ class Gateway:
             request.url.path, upstream.spec.stream_paths
         )
 
-    def authenticate(self, authorization: str | None) -> str:
+    async def signing_key(self, token: str) -> jwt.PyJWK:
+        kid = jwt.get_unverified_header(token).get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise jwt.InvalidTokenError("the token has no kid")
+        cache = self.jwks.jwk_set_cache
+        cached = cache.get() if cache is not None else None
+        if isinstance(cached, jwt.PyJWKSet):
+            # Hot path: a cached key set answers without a thread hop.
+            for key in cached.keys:
+                if key.key_id == kid:
+                    return key
+        # PyJWKClient fetches with urllib (blocking): keep it off the event loop.
+        return await asyncio.to_thread(self.jwks.get_signing_key, kid)
+
+    async def authenticate(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise GatewayError(
@@ -768,18 +782,20 @@ class Gateway:
                 "a bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        required = ["exp", "aud", "sub"] + (["iss"] if self.settings.jwt_issuer else [])
         try:
             claims = jwt.decode(
                 token.strip(),
-                self.jwt_key,
-                algorithms=[self.settings.jwt_algorithm],
+                await self.signing_key(token.strip()),
+                algorithms=["RS256"],  # pinned: HS256 keyed with the public key fails
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
                 leeway=self.settings.jwt_leeway_seconds,
-                options={"require": required},
+                options={"require": ["exp", "iat", "aud", "iss", "sub"]},
             )
-        except jwt.InvalidTokenError as exc:
+            if claims.get("token_use") == "service":
+                # Service tokens are for service-to-service calls, not the public edge.
+                raise jwt.InvalidTokenError("a service token")
+        except (jwt.PyJWTError, OSError) as exc:
             log.info("token rejected: %s", exc)
             raise GatewayError(
                 401,
@@ -1039,7 +1055,7 @@ async def authenticated_subject(request: Request, gateway: GatewayDep) -> str | 
         raise GatewayError(400, "invalid_path", "dot segments are not allowed")
     if gateway.is_public(request.url.path):
         return None
-    return gateway.authenticate(request.headers.get("authorization"))
+    return await gateway.authenticate(request.headers.get("authorization"))
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

@@ -22,13 +22,11 @@ from order_command.config import Settings as CommandSettings
 from order_command.main import create_app as create_command_app
 from order_query.config import Settings as QuerySettings
 from order_query.main import create_app as create_query_app
-from pydantic import SecretStr
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "api-spec.yaml"
 TITLE = "forge-app orders API"
-OFFLINE_SECRET = SecretStr(
-    "export-only-" + "x" * 32
-)  # signs nothing: the apps never start
+# Fetched from nothing: the apps are built, never started.
+OFFLINE_JWKS = "http://offline.invalid/.well-known/jwks.json"
 
 
 def public(spec: dict[str, Any]) -> dict[str, Any]:
@@ -41,8 +39,8 @@ def public(spec: dict[str, Any]) -> dict[str, Any]:
 
 def build_spec() -> dict[str, Any]:
     specs = [
-        create_command_app(CommandSettings(jwt_secret=OFFLINE_SECRET)).openapi(),
-        create_query_app(QuerySettings(jwt_secret=OFFLINE_SECRET)).openapi(),
+        create_command_app(CommandSettings(jwks_url=OFFLINE_JWKS)).openapi(),
+        create_query_app(QuerySettings(jwks_url=OFFLINE_JWKS)).openapi(),
     ]
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}

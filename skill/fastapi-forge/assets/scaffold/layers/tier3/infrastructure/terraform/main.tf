@@ -41,7 +41,6 @@ resource "kubernetes_secret_v1" "platform" {
     namespace = kubernetes_namespace_v1.forge.metadata[0].name
   }
   data = {
-    JWT_SECRET = var.jwt_secret
     BROKER_URL = var.broker_url
   }
 }

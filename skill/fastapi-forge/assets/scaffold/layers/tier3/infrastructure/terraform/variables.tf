@@ -39,14 +39,3 @@ variable "broker_url" {
   type        = string
   sensitive   = true
 }
-
-variable "jwt_secret" {
-  description = "HS256 key shared with the gateway and user-service (32 bytes or more)."
-  type        = string
-  sensitive   = true
-
-  validation {
-    condition     = length(var.jwt_secret) >= 32
-    error_message = "jwt_secret needs at least 32 bytes."
-  }
-}

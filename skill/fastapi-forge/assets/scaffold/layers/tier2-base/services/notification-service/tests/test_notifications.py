@@ -1,8 +1,8 @@
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import httpx
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from forge_app_common import TOPIC_USERS, Envelope, UserRegistered
@@ -38,7 +38,7 @@ def consumed(outcome: str) -> float:
 
 
 async def test_an_event_delivered_twice_is_applied_once(
-    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+    client: httpx.AsyncClient, settings: Settings, auth: Callable[[str], dict[str, str]]
 ) -> None:
     user_id = uuid.uuid4()
     envelope = Envelope.wrap(
@@ -48,8 +48,7 @@ async def test_an_event_delivered_twice_is_applied_once(
     duplicates_before = consumed("duplicate")
     # Twice: what a relay that crashed between publishing and marking the row causes.
     await publish_when_subscribed(settings, envelope, envelope)
-    token, _ = app.state.runtime.tokens.issue(str(user_id))
-    headers = {"authorization": f"Bearer {token}"}
+    headers = auth(str(user_id))
     async with asyncio.timeout(15):
         while consumed("duplicate") < duplicates_before + 1:
             await asyncio.sleep(0.05)

@@ -88,10 +88,10 @@ async def test_other_customers_orders_do_not_exist_for_you(
 
 
 async def test_the_feed_pages_through_the_log_in_order(
-    client: httpx.AsyncClient, relay: httpx.AsyncClient, auth: Auth
+    client: httpx.AsyncClient, relay: httpx.AsyncClient, auth: Auth, service_auth: Auth
 ) -> None:
     placed = [await place(client, auth("erin")) for _ in range(3)]
-    headers = auth("order-query:rebuild")
+    headers = service_auth("order-query")
     positions: list[int] = []
     seen: list[str] = []
     after = 0
@@ -126,12 +126,19 @@ async def test_the_event_log_refuses_edits(
         await db.close()
 
 
-async def test_the_feed_is_for_reader_services_only(relay: httpx.AsyncClient, auth: Auth) -> None:
-    # A user's token (user-service issues the user's id as subject), a test-style subject
-    # and a service that is not a feed reader are all refused.
-    for subject in (str(uuid.uuid4()), "erin", "notification-service:digest"):
-        response = await relay.get("/events", headers=auth(subject))
-        assert response.status_code == 403, subject
-        assert response.json()["error"]["code"] == "http_403"
+async def test_the_feed_is_for_reader_services_only(
+    client: httpx.AsyncClient, relay: httpx.AsyncClient, auth: Auth, service_auth: Auth
+) -> None:
+    # A user's token, even one whose subject names the reader service, is no service token.
+    for subject in (str(uuid.uuid4()), "order-query"):
+        assert (await relay.get("/events", headers=auth(subject))).status_code == 401, subject
+    # A service that is not a feed reader.
+    response = await relay.get("/events", headers=service_auth("notification-service"))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "http_403"
     assert (await relay.get("/events")).status_code == 401
-    assert (await relay.get("/events", headers=auth("order-query:rebuild"))).status_code == 200
+    assert (await relay.get("/events", headers=service_auth("order-query"))).status_code == 200
+    # And a service token is no user's: the order API refuses it.
+    order = {"total": "1.00"}
+    refused = await client.post("/orders", json=order, headers=service_auth("order-query"))
+    assert refused.status_code == 401

@@ -110,7 +110,7 @@ async def stop_running_jobs(
 async def on_the_bus(resources: Resources) -> AsyncIterator[None]:
     """`api_lifespan` hook: the outbox relay and the `user.deleted` consumer."""
     assert resources.database is not None, "agent-service always has its database"
-    settings = Settings()  # type: ignore[call-arg]  # JWT_SECRET comes from the environment
+    settings = Settings()  # type: ignore[call-arg]  # OIDC_* come from the environment
     sessions = resources.database.sessions
     broker = create_broker(settings)
     await broker.start()

@@ -2,10 +2,10 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from forge_app_platform.settings import ServiceSettings
+from forge_app_platform.settings import VerifyingSettings
 
 
-class Settings(ServiceSettings):
+class Settings(VerifyingSettings):
     service_name: str = "notification-service"
     # Time one delivery takes (an e-mail or push call); 0 in production, where the call
     # itself takes the time. Tests use it to kill the consumer mid-batch.
@@ -14,4 +14,4 @@ class Settings(ServiceSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # JWT_SECRET comes from the environment
+    return Settings()  # type: ignore[call-arg]  # JWKS_URL comes from the environment

@@ -6,7 +6,8 @@ from forge_app_platform.app import Runtime, create_service_app
 from forge_app_platform.outbox import run_relay
 
 from .config import Settings, get_settings
-from .routes import router
+from .keys import SigningKeys
+from .routes import router, well_known
 
 
 async def outbox_relay(runtime: Runtime) -> None:
@@ -16,7 +17,12 @@ async def outbox_relay(runtime: Runtime) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(settings or get_settings(), [router], [outbox_relay])
+    settings = settings or get_settings()
+    # Read at start-up: a missing or unreadable key stops the service here, with its name.
+    keys = SigningKeys(settings)
+    app = create_service_app(settings, [router, well_known], [outbox_relay], keys=keys)
+    app.state.keys = keys
+    return app
 
 
 def __getattr__(name: str) -> FastAPI:

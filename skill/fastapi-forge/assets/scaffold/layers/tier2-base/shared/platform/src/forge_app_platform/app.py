@@ -21,11 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import TokenService
+from .auth import JwksKeys, KeySource, TokenVerifier
 from .broker import create_broker
 from .bus import Broker
 from .db import Database
-from .settings import ServiceSettings
+from .settings import ServiceSettings, VerifyingSettings
 
 log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -56,7 +56,7 @@ class Runtime:
     settings: ServiceSettings
     db: Database
     broker: Broker
-    tokens: TokenService
+    tokens: TokenVerifier
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     loops: dict[str, LoopState] = field(default_factory=dict)
 
@@ -229,9 +229,15 @@ def create_service_app(
     settings: ServiceSettings,
     routers: Sequence[APIRouter],
     background: Sequence[Background] = (),
+    keys: KeySource | None = None,
 ) -> FastAPI:
     """`background`: long-running loops (consumers, the outbox relay), started after the
-    database and broker are open and stopped before they close."""
+    database and broker are open and stopped before they close. `keys`: what verifies
+    tokens; by default user-service's JWKS (JWKS_URL), user-service passes its own."""
+    if keys is None:
+        assert isinstance(settings, VerifyingSettings), "a service verifies with JWKS_URL"
+        keys = JwksKeys(settings)
+    verifier = TokenVerifier(settings, keys)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -241,7 +247,7 @@ def create_service_app(
         db = Database(settings)
         broker = create_broker(settings)
         await broker.start()
-        runtime = Runtime(settings, db, broker, TokenService(settings))
+        runtime = Runtime(settings, db, broker, verifier)
         app.state.runtime = runtime
         loops = {loop.__name__: functools.partial(loop, runtime) for loop in background}
         try:

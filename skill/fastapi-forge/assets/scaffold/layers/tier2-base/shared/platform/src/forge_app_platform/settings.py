@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,16 +34,19 @@ class ServiceSettings(DatabaseSettings):
     consumer_claim_idle_ms: int = Field(default=30_000, ge=100)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
 
-    jwt_secret: SecretStr
-    jwt_algorithm: str = "HS256"
+    # User tokens: signed by user-service only (RS256), verified with its public keys.
     jwt_audience: str = "forge-api"
     jwt_issuer: str = "forge-api"
-    jwt_access_token_minutes: int = Field(default=30, ge=1)
+    jwt_leeway_seconds: int = Field(default=0, ge=0)
     log_level: str = "INFO"
 
-    @field_validator("jwt_secret")
-    @classmethod
-    def secret_long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 32:
-            raise ValueError("JWT_SECRET needs at least 32 bytes")
-        return value
+
+class VerifyingSettings(ServiceSettings):
+    """A service that verifies tokens with user-service's published keys."""
+
+    # user-service's internal URL: http://user-service:8000/.well-known/jwks.json
+    jwks_url: str = Field(pattern=r"^https?://")
+    jwks_cache_seconds: float = Field(default=300, gt=0)
+    # At most one refetch per this many seconds for a `kid` not in the cached set.
+    jwks_refetch_seconds: float = Field(default=30, ge=0)
+    jwks_timeout_seconds: float = Field(default=5, gt=0)

@@ -2,10 +2,10 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from forge_app_platform.settings import ServiceSettings
+from forge_app_platform.settings import VerifyingSettings
 
 
-class Settings(ServiceSettings):
+class Settings(VerifyingSettings):
     service_name: str = "order-command"
     # The relay process: how often the outbox gauge is refreshed and how long published
     # rows are kept (for inspection) before they are deleted.
@@ -21,4 +21,4 @@ class Settings(ServiceSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # JWT_SECRET comes from the environment
+    return Settings()  # type: ignore[call-arg]  # JWKS_URL comes from the environment

@@ -3,8 +3,8 @@ database as its own deployable (scaled apart from the API; replicas share the wo
 SKIP LOCKED), plus the event log feed that read models are rebuilt from.
 
 Not routed by the gateway: only other services (order-query's rebuild) read the feed, with
-a service token (`forge_app_platform.auth.Principal.service`) of a service listed in
-EVENT_FEED_READERS; a user's token gets 403.
+a service token (user-service's client-credentials grant, audience order-command) of a
+service listed in EVENT_FEED_READERS; a user's token gets 401.
 """
 
 import asyncio
@@ -23,7 +23,7 @@ from forge_app_platform.app import (
     RuntimeDep,
     create_service_app,
 )
-from forge_app_platform.auth import CurrentPrincipal, Principal
+from forge_app_platform.auth import CallingService, Principal
 from forge_app_platform.outbox import run_relay
 from forge_app_platform.tables import OutboxEvent
 
@@ -37,8 +37,8 @@ OUTBOX_LAG = Gauge(
 OUTBOX_UNPUBLISHED = Gauge("outbox_unpublished_events", "Committed events not published yet.")
 
 
-async def feed_reader(principal: CurrentPrincipal, runtime: RuntimeDep) -> Principal:
-    # The log holds every customer's orders: a valid user token is not enough.
+async def feed_reader(principal: CallingService, runtime: RuntimeDep) -> Principal:
+    # The log holds every customer's orders: only listed services read it.
     if principal.service not in cast(Settings, runtime.settings).event_feed_readers:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "the event log is readable by reader services only"

@@ -23,7 +23,6 @@ from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from forge_app_common import Envelope
-from forge_app_platform.auth import TokenService
 from forge_app_platform.db import Database
 
 from .config import Settings, get_settings
@@ -70,12 +69,38 @@ async def swap(connection: AsyncConnection) -> None:
         await connection.execute(text(f"ALTER INDEX {old} RENAME TO {new}"))
 
 
+async def service_token(settings: Settings) -> str:
+    """A token for the relay's GET /events, from user-service (client credentials)."""
+    if settings.service_client_secret is None:
+        raise RuntimeError(
+            "SERVICE_CLIENT_SECRET is not set: order-query's client secret for "
+            "user-service (`python -m user_service.keys client order-query order-command`)"
+        )
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            settings.token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": settings.service_name,
+                "client_secret": settings.service_client_secret.get_secret_value(),
+                "audience": "order-command",
+            },
+        )
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"{settings.token_url} refused the client credentials: {response.status_code}"
+        )
+    return str(response.json()["access_token"])
+
+
 async def rebuild(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    token: str | None = None,
 ) -> dict[str, float]:
     started = time.monotonic()
+    token = token or await service_token(settings)
     db = Database(settings)
-    token, _ = TokenService(settings).issue(f"{settings.service_name}:rebuild")
     next_table = order_views_table(NEXT_TABLE, MetaData())
     try:
         async with (
