@@ -41,7 +41,7 @@ from .models.schemas import JobStatus
 from .resources import Resources
 from .services.job_store import to_record
 from .services.jobs import JobQueue, JobRecord, utcnow
-from .system_settings import Settings
+from .system_settings import BusSettings
 
 log = structlog.get_logger(__name__)
 PRODUCER = CONSUMER = "agent-service"
@@ -110,7 +110,7 @@ async def stop_running_jobs(
 async def on_the_bus(resources: Resources) -> AsyncIterator[None]:
     """`api_lifespan` hook: the outbox relay and the `user.deleted` consumer."""
     assert resources.database is not None, "agent-service always has its database"
-    settings = Settings()  # type: ignore[call-arg]  # OIDC_* come from the environment
+    settings = BusSettings()
     sessions = resources.database.sessions
     broker = create_broker(settings)
     await broker.start()

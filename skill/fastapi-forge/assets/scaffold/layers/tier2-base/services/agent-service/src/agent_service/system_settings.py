@@ -10,5 +10,12 @@ from forge_app_platform.settings import ServiceSettings
 from .config import Settings as AppSettings
 
 
-class Settings(AppSettings, ServiceSettings):
+class BusSettings(ServiceSettings):
+    """The bus's part alone: what integration.py reads (the app's own, auth among them,
+    are the app's)."""
+
+    service_name: str = "agent-service"
+
+
+class Settings(AppSettings, BusSettings):
     service_name: str = "agent-service"
