@@ -92,7 +92,9 @@ class Orders:
         text = httpx.get(f"{self.processes[process].url}/metrics", timeout=5).text
         return sample_names(text)
 
-    def service_token(self, client_id: str = "order-query", secret: str = CLIENT_SECRET) -> str:
+    def service_token(
+        self, client_id: str = "order-query", secret: str = CLIENT_SECRET
+    ) -> str:
         """A service token for the relay, from user-service's client-credentials grant."""
         response = httpx.post(
             f"{self.processes['users'].url}/oauth/token",
@@ -149,7 +151,9 @@ def running_orders(
     }
     with ExitStack() as stack:
         # user-service: the tokens' only issuer, whose JWKS the order services verify with.
-        users_db = stack.enter_context(throwaway_database(pg_admin_url, prefix="e2e3_users"))
+        users_db = stack.enter_context(
+            throwaway_database(pg_admin_url, prefix="e2e3_users")
+        )
         users_dir = project / "services" / "user-service"
         run(
             [str(venv.bin("alembic")), "upgrade", "head"],

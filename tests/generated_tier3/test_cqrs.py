@@ -329,7 +329,9 @@ def test_only_user_service_signs_and_the_event_log_takes_service_tokens_only(
         response = httpx.get(f"{relay}/events", headers=headers, timeout=10)
         assert response.status_code == 401, what
     order = {"total": "1.00"}
-    placed = httpx.post(f"{command}/orders", json=order, headers=user_tokens["a user's"])
+    placed = httpx.post(
+        f"{command}/orders", json=order, headers=user_tokens["a user's"]
+    )
     assert placed.status_code == 201, placed.text
     refused = {
         "the service token": service,
@@ -341,7 +343,9 @@ def test_only_user_service_signs_and_the_event_log_takes_service_tokens_only(
         ),
     }
     for what, headers in refused.items():
-        response = httpx.post(f"{command}/orders", json=order, headers=headers, timeout=10)
+        response = httpx.post(
+            f"{command}/orders", json=order, headers=headers, timeout=10
+        )
         assert response.status_code == 401, what
     wrong = httpx.post(
         f"{orders.processes['users'].url}/oauth/token",

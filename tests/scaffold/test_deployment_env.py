@@ -28,11 +28,7 @@ NAME = "acme"
 # A value a user puts in for a secret the deployment leaves to them (long enough for JWT).
 PLACEHOLDER = "placeholder-secret-value-of-at-least-32-bytes-long"
 # Read by the process or the image, not by the settings classes.
-PROCESS_VARIABLES = {
-    "PROMETHEUS_MULTIPROC_DIR",
-    "WEB_CONCURRENCY",
-    "FORWARDED_ALLOW_IPS",
-}
+PROCESS_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
 COMPOSE_VAR_RE = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
 )
@@ -69,9 +65,7 @@ def generate(tmp: Path, label: str, *args: str) -> Path:
     result = run_scaffold("--name", NAME, "--out", out, *args)
     assert result.returncode == 0, result.stderr
     # No note asks for hand edits (a layer still being written is only announced).
-    notes = [
-        line for line in result.stderr.splitlines() if "has no files yet" not in line
-    ]
+    notes = [line for line in result.stderr.splitlines() if "has no files yet" not in line]
     assert not notes, result.stderr
     return out
 
@@ -82,17 +76,13 @@ PROJECTS = [(f"tier1-{combo.name}", combo) for combo in COMBOS] + [
 
 
 @pytest.fixture(scope="module")
-def projects(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, DeploymentUnderCheck]:
+def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DeploymentUnderCheck]:
     tmp = tmp_path_factory.mktemp("deployments")
     built: dict[str, DeploymentUnderCheck] = {}
     for label, combo in PROJECTS:
         if combo is not None:
             args = combo.flags()[4:]  # without --tier 1 --name
-            built[label] = DeploymentUnderCheck(
-                label, generate(tmp, label, *args), "1", combo
-            )
+            built[label] = DeploymentUnderCheck(label, generate(tmp, label, *args), "1", combo)
         else:
             tier, broker = label[4], label.split("-", 1)[1]
             root = generate(tmp, label, "--tier", tier, "--broker", broker)
@@ -116,14 +106,10 @@ def dotenv(path: Path) -> dict[str, str]:
             key, value = line.split("=", 1)
             values[key.strip()] = value.strip() or PLACEHOLDER
     # Compose interpolates ${...} inside .env too.
-    return {
-        key: interpolate(value, values, "<.env>", []) for key, value in values.items()
-    }
+    return {key: interpolate(value, values, "<.env>", []) for key, value in values.items()}
 
 
-def interpolate(
-    value: str, variables: dict[str, str], where: str, problems: list[str]
-) -> str:
+def interpolate(value: str, variables: dict[str, str], where: str, problems: list[str]) -> str:
     def replace(match: re.Match[str]) -> str:
         name, op, arg = match["name"], match["op"], match["arg"]
         if name not in variables:
@@ -150,9 +136,7 @@ def compose_units(project: DeploymentUnderCheck) -> list[Unit]:
         where = f"docker-compose.yml services.{name}"
         for dependency in service.get("depends_on") or {}:
             if dependency not in services:
-                problems.append(
-                    f"{where}: depends_on {dependency!r}, which is not a service"
-                )
+                problems.append(f"{where}: depends_on {dependency!r}, which is not a service")
         for volume in service.get("volumes") or []:
             source = volume.split(":", 1)[0]
             if not source.startswith((".", "/")):
@@ -181,33 +165,22 @@ def compose_units(project: DeploymentUnderCheck) -> list[Unit]:
             if path in (".env", "./.env"):
                 env.update(env_file)
             elif required:
-                problems.append(
-                    f"{where}: env_file {path} is not made by the README's steps"
-                )
+                problems.append(f"{where}: env_file {path} is not made by the README's steps")
         environment = service.get("environment") or {}
         if isinstance(environment, list):
             environment = dict(item.split("=", 1) for item in environment)
         env.update(
-            {
-                k: interpolate(str(v), env_file, where, problems)
-                for k, v in environment.items()
-            }
+            {k: interpolate(str(v), env_file, where, problems) for k, v in environment.items()}
         )
         units.append(settings_unit(project, where, name, service, env))
         units[-1].declared = list(environment)
     for volume in declared_volumes - used_volumes:
-        problems.append(
-            f"docker-compose.yml: volume {volume!r} is declared but never used"
-        )
+        problems.append(f"docker-compose.yml: volume {volume!r} is declared but never used")
     return units
 
 
 def settings_unit(
-    project: DeploymentUnderCheck,
-    where: str,
-    name: str,
-    service: dict[str, Any],
-    env: dict[str, str],
+    project: DeploymentUnderCheck, where: str, name: str, service: dict[str, Any], env: dict[str, str]
 ) -> Unit:
     root = project.root
     command = " ".join(service.get("command") or [])
@@ -222,13 +195,7 @@ def settings_unit(
     owner = build["args"]["SERVICE"] if isinstance(build, dict) else Path(build).name
     shared = [str(root / "shared" / part / "src") for part in ("common", "platform")]
     if owner == "gateway":
-        return Unit(
-            where,
-            env,
-            "microservice_gateway",
-            "GatewaySettings",
-            [str(root / "gateway")],
-        )
+        return Unit(where, env, "microservice_gateway", "GatewaySettings", [str(root / "gateway")])
     package = owner.replace("-", "_")
     paths = [str(root / "services" / owner / "src"), *shared]
     if owner == "agent-service":
@@ -236,9 +203,7 @@ def settings_unit(
             return Unit(where, env, f"{package}.db.session", "DatabaseSettings", paths)
         # The API process also runs the bus integration (system_settings: the app's and
         # the bus's); the worker only the app.
-        module = (
-            f"{package}.config" if "worker" in command else f"{package}.system_settings"
-        )
+        module = f"{package}.config" if "worker" in command else f"{package}.system_settings"
         return Unit(where, env, module, "Settings", paths)
     if migrate:
         return Unit(where, env, f"{NAME}_platform.settings", "DatabaseSettings", paths)
@@ -256,13 +221,9 @@ def k8s_units(project: DeploymentUnderCheck, folder: Path) -> list[Unit]:
     if kustomization.exists():
         for resource in yaml.safe_load(kustomization.read_text())["resources"]:
             if not (folder / resource).exists():
-                problems.append(
-                    f"{folder.name}/kustomization.yaml: {resource} does not exist"
-                )
+                problems.append(f"{folder.name}/kustomization.yaml: {resource} does not exist")
     maps = {
-        d["metadata"]["name"]: d.get("data", {})
-        for _, d in documents
-        if d["kind"] == "ConfigMap"
+        d["metadata"]["name"]: d.get("data", {}) for _, d in documents if d["kind"] == "ConfigMap"
     }
     secrets = {
         d["metadata"]["name"]: d.get("stringData", {})
@@ -280,16 +241,12 @@ def k8s_units(project: DeploymentUnderCheck, folder: Path) -> list[Unit]:
                 if "configMapRef" in source:
                     name = source["configMapRef"]["name"]
                     if name not in maps:
-                        problems.append(
-                            f"{where}: ConfigMap {name} is not in {folder.name}/"
-                        )
+                        problems.append(f"{where}: ConfigMap {name} is not in {folder.name}/")
                     env.update({k: str(v) for k, v in maps.get(name, {}).items()})
                 if "secretRef" in source:
                     name = source["secretRef"]["name"]
                     if name not in secrets:
-                        problems.append(
-                            f"{where}: Secret {name} has no example in {folder.name}/"
-                        )
+                        problems.append(f"{where}: Secret {name} has no example in {folder.name}/")
                     env.update(
                         {
                             k: PLACEHOLDER
@@ -306,22 +263,16 @@ def k8s_units(project: DeploymentUnderCheck, folder: Path) -> list[Unit]:
             ]
             declared += [item["name"] for item in container.get("env", [])]
             for item in container.get("env", []):
-                env[item["name"]] = (
-                    str(item["value"]) if "value" in item else PLACEHOLDER
-                )
+                env[item["name"]] = str(item["value"]) if "value" in item else PLACEHOLDER
             command = " ".join(container.get("command") or [])
             service = {"command": container.get("command") or []}
             if project.tier == "1":
-                units.append(
-                    settings_unit(project, where, container["name"], service, env)
-                )
+                units.append(settings_unit(project, where, container["name"], service, env))
                 units[-1].declared = declared
             else:
                 # The image names the service (a worker runs its service's image).
                 owner = container["image"].rsplit("/", 1)[-1].split(":", 1)[0]
-                service["build"] = (
-                    "gateway" if owner == "gateway" else f"./services/{owner}"
-                )
+                service["build"] = "gateway" if owner == "gateway" else f"./services/{owner}"
                 if (project.root / "services" / owner).is_dir() or owner == "gateway":
                     units.append(settings_unit(project, where, owner, service, env))
                     units[-1].declared = declared
@@ -373,9 +324,7 @@ def check_all(projects: list[DeploymentUnderCheck]) -> None:
     """Imports each project's settings classes in one child interpreter, then records what
     fails in each project's `problems`."""
     units = [(project, unit) for project in projects for unit in collect(project)]
-    payload = json.dumps(
-        [{**unit.__dict__, "root": str(project.root)} for project, unit in units]
-    )
+    payload = json.dumps([{**unit.__dict__, "root": str(project.root)} for project, unit in units])
     done = subprocess.run(
         [sys.executable, "-c", CHILD],
         input=payload,
@@ -400,35 +349,23 @@ def check_all(projects: list[DeploymentUnderCheck]) -> None:
             )
         # A URL left at its localhost default points nowhere inside a container.
         for name, default in result["fields"].items():
-            if (
-                name.endswith("_URL")
-                and "localhost" in default
-                and name not in unit.env
-            ):
-                project.problems.append(
-                    f"{unit.label}: {name} is not given (default {default})"
-                )
+            if name.endswith("_URL") and "localhost" in default and name not in unit.env:
+                project.problems.append(f"{unit.label}: {name} is not given (default {default})")
 
 
 @pytest.mark.parametrize("label", [label for label, _ in PROJECTS])
-def test_deployment_files_follow_the_options(
-    projects: dict[str, DeploymentUnderCheck], label: str
-) -> None:
+def test_deployment_files_follow_the_options(projects: dict[str, DeploymentUnderCheck], label: str) -> None:
     project = projects[label]
     if project.combo is None or project.combo.deploy in ("compose", "k8s"):
         assert project.units, f"{label}: no container found in its compose or k8s files"
     assert not project.problems, "\n".join(project.problems)
 
 
-def test_a_missing_variable_is_caught(
-    projects: dict[str, DeploymentUnderCheck],
-) -> None:
+def test_a_missing_variable_is_caught(projects: dict[str, DeploymentUnderCheck]) -> None:
     """The check fails when a container lacks a required setting (Tier 2's worker once had
     no JWT_SECRET, now OIDC_ISSUER): the fixture checked a copy of Tier 2 without it."""
     problems = projects["broken-tier2"].problems
-    assert any("services.worker" in p and "oidc_issuer" in p for p in problems), (
-        problems
-    )
+    assert any("services.worker" in p and "oidc_issuer" in p for p in problems), problems
 
 
 SIGNING = re.compile(r"JWT_SECRET|jwt_secret|PRIVATE_KEY|jwt-key")
@@ -444,18 +381,13 @@ def test_only_user_service_holds_the_signing_key(
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     holders = set()
     for name, service in compose["services"].items():
-        text = json.dumps(
-            {k: service.get(k) for k in ("environment", "volumes", "secrets")}
-        )
+        text = json.dumps({k: service.get(k) for k in ("environment", "volumes", "secrets")})
         if SIGNING.search(text):
             holders.add(name)
         environment = service.get("environment") or {}
         for key in ("JWKS_URL", "OIDC_JWKS_URL"):
             if key in environment:
-                assert environment[key].startswith("http://user-service:8000/"), (
-                    name,
-                    key,
-                )
+                assert environment[key].startswith("http://user-service:8000/"), (name, key)
     # user-service, and the one-shot service that creates its key in their shared volume.
     assert holders == {"user-service", "jwt-key"}, holders
     assert compose["services"]["jwt-key"].get("network_mode") == "none"
@@ -465,17 +397,10 @@ def test_only_user_service_holds_the_signing_key(
             if not document or document["kind"] not in ("Deployment", "Job"):
                 continue
             pod = document["spec"]["template"]["spec"]
-            text = json.dumps(
-                {
-                    "env": [c.get("env") for c in pod["containers"]],
-                    "vol": pod.get("volumes"),
-                }
-            )
+            containers = [c.get("env") for c in pod["containers"]]
+            text = json.dumps({"env": containers, "volumes": pod.get("volumes")})
             owner = document["metadata"]["name"]
-            assert bool(SIGNING.search(text)) == (owner == "user-service"), (
-                path.name,
-                owner,
-            )
+            assert bool(SIGNING.search(text)) == (owner == "user-service"), (path.name, owner)
     infrastructure = root / "infrastructure"
     if infrastructure.is_dir():  # Tier 3: Helm chart and Terraform
         for path in sorted(infrastructure.rglob("*")):
@@ -497,9 +422,7 @@ def test_tier3_deploys_the_order_services(
     labels = [unit.label for unit in collect(project)]
     for process in ORDER_PROCESSES:
         assert f"docker-compose.yml services.{process}" in labels, labels
-        assert any(
-            label.startswith(f"k8s/orders.yaml {process}/") for label in labels
-        ), labels
+        assert any(label.startswith(f"k8s/orders.yaml {process}/") for label in labels), labels
     compose = yaml.safe_load((project.root / "docker-compose.yml").read_text())
     routes = json.loads(compose["services"]["gateway"]["environment"]["SERVICES"])
     assert (routes["orders"], routes["views"]) == (
