@@ -292,6 +292,11 @@ for unit in units:
         for name, module in list(sys.modules.items()):
             if loaded_from and (getattr(module, "__file__", None) or "").startswith(loaded_from):
                 del sys.modules[name]
+        # Settings modules may import the project's metrics, which register in the process's
+        # one Prometheus registry: the next project's identical names would be duplicates.
+        registry = getattr(sys.modules.get("prometheus_client"), "REGISTRY", None)
+        for collector in list(getattr(registry, "_collector_to_names", {})):
+            registry.unregister(collector)
         loaded_from = unit["root"]
     sys.path[:0] = unit["paths"]
     os.environ.clear()
