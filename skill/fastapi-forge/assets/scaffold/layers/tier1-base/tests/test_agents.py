@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import re
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from forge_app.main import GC_THRESHOLDS
+from forge_app.routes import agents as agent_routes
 
 from .conftest import SettingsFactory
 from .helpers import app_client, live_server, read_sse, uvicorn_process
@@ -155,9 +159,8 @@ async def test_sse_streams_chunks_then_done(
 async def test_sse_sends_keepalive_pings_while_the_agent_is_silent(
     make_settings: SettingsFactory, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # FastAPI's own keep-alive (a `: ping` comment after 15 s of silence); its interval is
-    # private but meant to be patched by tests.
-    monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.1)
+    # A `: ping` comment after SSE_PING_SECONDS (15) without an event.
+    monkeypatch.setattr(agent_routes, "SSE_PING_SECONDS", 0.1)
     settings = make_settings(fake_agent_delay_seconds=0.3)
     async with (
         live_server(settings) as address,
@@ -211,6 +214,56 @@ async def test_sse_client_disconnect_stops_the_stream(
         else:
             pytest.fail("the server did not record the disconnect")
             # --8<-- [end:disconnect]
+
+
+async def test_an_open_stream_or_websocket_run_costs_at_most_three_tasks(
+    make_settings: SettingsFactory, headers: dict[str, str]
+) -> None:
+    # The request's, the run's and its run slot's lease renewal: no task per heartbeat, no
+    # producer/forwarder pair per SSE stream. At thousands of streams every task and what
+    # it holds is memory and garbage-collector time (scripts/bench-app --streams).
+    settings = make_settings(fake_agent_delay_seconds=0.2, agent_max_concurrent_runs_per_user=8)
+    prompt = " ".join(["word"] * 50)
+    async with (
+        live_server(settings) as address,
+        httpx.AsyncClient() as client,
+        contextlib.AsyncExitStack() as open_streams,
+    ):
+        idle = len(asyncio.all_tasks())
+        readers = []  # a dropped line iterator would close its stream
+        for _ in range(4):
+            response = await open_streams.enter_async_context(
+                client.stream(
+                    "GET",
+                    f"http://{address}/agents/run/stream",
+                    params={"prompt": prompt},
+                    headers=headers,
+                )
+            )
+            readers.append(lines := response.aiter_lines())
+            while not (await anext(lines)).startswith("event: tool_call"):
+                pass
+            # ping_interval=None: the client's own keep-alive task is not the server's.
+            ws = await connect(
+                f"ws://{address}/agents/ws", additional_headers=headers, ping_interval=None
+            )
+            open_streams.push_async_callback(ws.close)
+            assert (await receive(ws))["type"] == "ready"
+            await ws.send(json.dumps({"type": "run", "prompt": prompt}))
+            assert (await receive(ws))["type"] == "tool_call"
+        assert len(asyncio.all_tasks()) - idle <= 3 * 8
+
+
+async def test_start_up_objects_are_frozen_out_of_collections_while_serving(
+    make_settings: SettingsFactory,
+) -> None:
+    thresholds = gc.get_threshold()
+    async with app_client(make_settings()) as client:
+        assert (await client.get("/health")).status_code == 200
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
 
 
 # --- WebSocket over a real server ------------------------------------------------------------

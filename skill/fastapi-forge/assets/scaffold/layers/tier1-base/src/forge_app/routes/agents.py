@@ -7,10 +7,8 @@ under the per-process cap on concurrent runs (`routes/__init__.py`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
@@ -24,8 +22,10 @@ from fastapi import (
     WebSocketDisconnect,
     status,
 )
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import ValidationError
+from pydantic_core import to_json
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketState
 
 from ..agents.base import AgentChunk, AgentRequest
@@ -41,13 +41,12 @@ from ..models.schemas import (
     RunRequest,
     RunResponse,
     StreamEvent,
-    UsageView,
     WsCancel,
     WsPing,
     WsRun,
     ws_client_message,
 )
-from ..services.agent_service import AgentService, AgentServiceDep
+from ..services.agent_service import AgentService, AgentServiceDep, stop_run
 from ..services.idempotency import REPLAYED_HEADER
 from ..services.run_slots import RETRY_AFTER_SECONDS, run_slot
 
@@ -68,15 +67,16 @@ WS_INTERNAL_ERROR = status.WS_1011_INTERNAL_ERROR
 # The last event of a run, over SSE and WebSocket alike.
 DONE = StreamEvent(type="done")
 TIMED_OUT = StreamEvent(type="error", text="the agent did not finish in time")
+DONE_JSON = DONE.model_dump_json()
+TIMED_OUT_JSON = TIMED_OUT.model_dump_json()
+# As FastAPI's EventSourceResponse: a `: ping` comment after 15 s without an event.
+SSE_PING_SECONDS = 15.0
 
 
-def to_event(chunk: AgentChunk) -> StreamEvent:
-    return StreamEvent(
-        type=chunk.type,
-        text=chunk.text,
-        data=chunk.data,
-        usage=UsageView.model_validate(chunk.usage, from_attributes=True) if chunk.usage else None,
-    )
+def event_json(chunk: AgentChunk) -> str:
+    # AgentChunk and Usage have StreamEvent's and UsageView's fields in the same order, so
+    # the chunk serializes to the StreamEvent JSON directly: no model built per event.
+    return to_json(chunk).decode()
 
 
 # --8<-- [start:run]
@@ -127,41 +127,105 @@ async def allowed_model(
     return model
 
 
+class AgentEventStream(Response):
+    """The SSE answer of one run, at the least cost per stream and per event.
+
+    The run has one task of its own, which encodes each chunk and sends it: no queue,
+    memory stream or task group in between (FastAPI's EventSourceResponse adds two tasks,
+    two memory streams and a cancel scope per stream). The request's task waits for the
+    client to leave, sends `: ping` after SSE_PING_SECONDS without an event, and if the
+    client left mid-run cancels the run once and waits for its cleanup (bounded)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, service: AgentService, request: AgentRequest) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.service = service
+        self.request = request
+        self.sequence = 0
+        self.outcome = "disconnected"
+        self.loop = asyncio.get_running_loop()
+        self.sent_at = self.loop.time()
+        self.send: Send | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.send = send
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        loop, wake = self.loop, None
+        run = loop.create_task(self.run())
+
+        def run_ended(_: object) -> None:
+            # Wakes the wait for the client below: the response is complete.
+            if wake is not None and not wake.expired():
+                wake.reschedule(loop.time())
+
+        run.add_done_callback(run_ended)
+        try:
+            while not run.done():
+                try:
+                    async with asyncio.timeout_at(self.sent_at + SSE_PING_SECONDS) as wake:
+                        message = await receive()
+                except TimeoutError:
+                    wake = None
+                    if not run.done() and loop.time() >= self.sent_at + SSE_PING_SECONDS:
+                        await self.write(KEEPALIVE_COMMENT)
+                    continue
+                wake = None
+                if message["type"] == "http.disconnect":
+                    break
+        finally:
+            await stop_run(run)
+        run.result()
+
+    async def write(self, body: bytes, more_body: bool = True) -> None:
+        assert self.send is not None
+        self.sent_at = self.loop.time()
+        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+    async def emit(self, chunk: AgentChunk) -> None:
+        self.sequence += 1
+        if chunk.type == "error":
+            self.outcome = "failed"
+        await self.write(
+            format_sse_event(data_str=event_json(chunk), event=chunk.type, id=str(self.sequence))
+        )
+
+    async def run(self) -> None:
+        try:
+            await self.service.pump(self.request, self.emit)
+            last = b""
+            if self.outcome != "failed":
+                self.outcome = "completed"
+                last = format_sse_event(data_str=DONE_JSON, event="done", id=str(self.sequence + 1))
+        except TimeoutError:
+            self.outcome = "timeout"
+            last = format_sse_event(
+                data_str=TIMED_OUT_JSON, event="error", id=str(self.sequence + 1)
+            )
+        finally:
+            # A client that goes away cancels this task: the cancellation runs through the
+            # agent stream (which stops), and the outcome stays "disconnected".
+            AGENT_RUNS.labels(mode="stream", outcome=self.outcome).inc()
+            log.info("sse_stream_closed", outcome=self.outcome, events=self.sequence)
+        await self.write(last, more_body=False)
+
+
 # --8<-- [start:stream]
-@run_router.get("/run/stream", response_class=EventSourceResponse, responses=ERRORS)
+@run_router.get("/run/stream", response_class=AgentEventStream, responses=ERRORS)
 async def stream_agent(
     prompt: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS)],
     service: AgentServiceDep,
     _: PrincipalDep,
     model: Annotated[str | None, Depends(allowed_model)],
-) -> AsyncIterator[ServerSentEvent]:
+) -> AgentEventStream:
     """Server-Sent Events: one `event:` per chunk type (text, tool_call, tool_result,
-    usage), then `done` or `error`. FastAPI sends a `: ping` comment whenever nothing was
-    sent for 15 s, so proxies keep idle streams open. Browsers: `?ticket=` from
+    usage), then `done` or `error`. A `: ping` comment is sent whenever nothing was sent
+    for 15 s, so proxies keep idle streams open. Browsers: `?ticket=` from
     `POST /auth/tickets` instead of the Authorization header."""
-    sequence = 0
-    outcome = "disconnected"
-    try:
-        async for chunk in service.stream(AgentRequest(prompt=prompt, model=model)):
-            sequence += 1
-            event = to_event(chunk)
-            if chunk.type == "error":
-                outcome = "failed"
-                yield ServerSentEvent(event="error", id=str(sequence), data=event)
-                return
-            yield ServerSentEvent(event=chunk.type, id=str(sequence), data=event)
-        outcome = "completed"
-        yield ServerSentEvent(event="done", id=str(sequence + 1), data=DONE)
-    except TimeoutError:
-        outcome = "timeout"
-        yield ServerSentEvent(event="error", id=str(sequence + 1), data=TIMED_OUT)
-    finally:
-        # A client that goes away cancels the task iterating this generator: the
-        # cancellation runs through the agent stream (which stops), and the outcome stays
-        # "disconnected".
-        AGENT_RUNS.labels(mode="stream", outcome=outcome).inc()
-        log.info("sse_stream_closed", outcome=outcome, events=sequence)
-        # --8<-- [end:stream]
+    return AgentEventStream(service, AgentRequest(prompt=prompt, model=model))
+    # --8<-- [end:stream]
 
 
 # --8<-- [start:jobs]
@@ -213,11 +277,9 @@ class WsSession:
         async with self.send_lock:
             await self.websocket.send_text(json.dumps(payload))
 
-    async def heartbeat(self) -> None:
-        interval = self.service.settings.ws_ping_interval_seconds
-        while True:
-            await asyncio.sleep(interval)
-            await self.send({"type": "ping"})
+    async def send_text(self, frame: str) -> None:
+        async with self.send_lock:
+            await self.websocket.send_text(frame)
 
     async def run(self, message: WsRun) -> None:
         request = AgentRequest(
@@ -235,29 +297,34 @@ class WsSession:
                 last = await self.stream(request)
         except AppError as over:  # only the slot raises it: `stream` handles the rest
             data = {"code": over.code, "retry_after": RETRY_AFTER_SECONDS}
-            last = StreamEvent(type="error", text=over.message, data=data)
+            last = StreamEvent(type="error", text=over.message, data=data).model_dump_json()
         # The last frame goes out once the slot is free: a client that runs again as soon
         # as it has it must find neither this run in progress nor its slot taken.
         if last is None:
             return
         try:
-            await self.send(last.model_dump(mode="json"))
+            await self.send_text(last)
         except Exception:  # the client left; the connection handler cleans up
             log.warning("websocket_run_aborted", exc_info=True)
 
-    async def stream(self, request: AgentRequest) -> StreamEvent | None:
+    async def stream(self, request: AgentRequest) -> str | None:
         """Sends the run's chunks; returns its last frame (done or error), unsent."""
         outcome = "completed"
+        failed: str | None = None
+
+        async def emit(chunk: AgentChunk) -> None:
+            nonlocal outcome, failed
+            if chunk.type == "error":  # the run's last chunk
+                outcome, failed = "failed", event_json(chunk)
+            else:
+                await self.send_text(event_json(chunk))
+
         try:
-            async for chunk in self.service.stream(request):
-                if chunk.type == "error":
-                    outcome = "failed"
-                    return to_event(chunk)
-                await self.send(to_event(chunk).model_dump(mode="json"))
-            return DONE
+            await self.service.pump(request, emit)
+            return failed or DONE_JSON
         except TimeoutError:
             outcome = "timeout"
-            return TIMED_OUT
+            return TIMED_OUT_JSON
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
@@ -273,14 +340,23 @@ class WsSession:
         task, self.run_task = self.run_task, None
         if task is None or task.done():
             return False
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_run(task)
         return True
 
     async def serve(self) -> None:
+        # The heartbeat is a deadline on the wait for the client's next message, not a
+        # task of its own.
+        loop = asyncio.get_running_loop()
+        interval = self.service.settings.ws_ping_interval_seconds
+        next_ping = loop.time() + interval
         while True:
-            raw = await self.websocket.receive_text()
+            try:
+                async with asyncio.timeout_at(next_ping):
+                    raw = await self.websocket.receive_text()
+            except TimeoutError:
+                next_ping = loop.time() + interval
+                await self.send({"type": "ping"})
+                continue
             try:
                 message = ws_client_message.validate_json(raw)
             except ValidationError:
@@ -310,7 +386,6 @@ async def agent_websocket(
     structlog.contextvars.bind_contextvars(subject=principal.subject)
     session = WsSession(websocket, AgentService(resources))
     await session.send({"type": "ready"})
-    heartbeat = asyncio.create_task(session.heartbeat())
     try:
         await session.serve()
     except WebSocketDisconnect:
@@ -320,7 +395,4 @@ async def agent_websocket(
         if websocket.application_state == WebSocketState.CONNECTED:
             await websocket.close(WS_INTERNAL_ERROR, "internal error")
     finally:
-        heartbeat.cancel()
         await session.cancel_run()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
@@ -122,6 +122,29 @@ class AgentService:
                 await aclose()
                 # --8<-- [end:deadline]
 
+    async def pump(
+        self, request: AgentRequest, emit: Callable[[AgentChunk], Awaitable[None]]
+    ) -> None:
+        """The runner's chunks handed to `emit` (which encodes and sends each) in the
+        calling task, under the agent timeout (TimeoutError), up to the first `error` chunk.
+
+        `stream` without its second task and queue, for the SSE and WebSocket routes: they
+        run this in a task of their own, which they cancel once when the client leaves and
+        then wait for at most CLEANUP_SECONDS, so the runner's cleanup is not cut short."""
+        stream = self.resources.runner.stream(request)
+        try:
+            async with asyncio.timeout(self.settings.agent_timeout_seconds):
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        record_usage([chunk.usage])
+                    await emit(chunk)
+                    if chunk.type == "error":
+                        return
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
     async def submit(
         self, principal: Principal, body: RunRequest, idempotency_key: str | None = None
     ) -> tuple[JobRecord, bool]:
@@ -205,6 +228,17 @@ class AgentService:
             raise AppError(409, "job_finished", "the job has already finished")
         await queue.cancel(key, wait_seconds=self.settings.cancel_wait_seconds)
         return await self.get_job(principal, job_id)
+
+
+async def stop_run(run: asyncio.Task[None]) -> None:
+    """Cancels a run's task once (its client left) and waits at most CLEANUP_SECONDS for
+    the runner's cleanup: closing the model stream, `await client.interrupt()`."""
+    if not run.done():
+        run.cancel()
+    try:
+        await asyncio.wait([run], timeout=CLEANUP_SECONDS)
+    finally:
+        log.info("agent_run_closed", cleanup="completed" if run.done() else "abandoned")
 
 
 async def get_agent_service(resources: ResourcesDep) -> AgentService:
