@@ -177,7 +177,10 @@ class AgentEventStream(Response):
                     break
         finally:
             await stop_run(run)
-        run.result()
+        # A run cancelled because its client left, or abandoned after its cleanup time,
+        # has nothing to report: only a run that failed on its own raises here.
+        if run.done() and not run.cancelled():
+            run.result()
 
     async def write(self, body: bytes, more_body: bool = True) -> None:
         assert self.send is not None
