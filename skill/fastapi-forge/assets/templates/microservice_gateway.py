@@ -58,6 +58,7 @@ import logging
 import math
 import random
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -92,6 +93,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:
+    import sniffio  # noqa: F401
+except ImportError:
+    # httpcore asks for sniffio on every lock, event and pool operation and uses
+    # asyncio without it (anyio >= 4.11 no longer installs it). Python does not
+    # remember a failed import: each ask searched sys.path again, four per proxied
+    # request. None in sys.modules makes the miss immediate.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 log = logging.getLogger("gateway")
 
