@@ -483,9 +483,16 @@ async def run_slot(api: AgentAPI, caller: str) -> AsyncIterator[None]:
             **{"Retry-After": str(RUN_RETRY_AFTER_SECONDS)},
         )
 
+    released = False
+
     async def renew() -> None:
-        while True:
+        # Stops at `released` too, not only when cancelled: a cancellation that lands in
+        # the Redis call may come out as a RedisError, which the loop must not outlive
+        # (the release below would wait for it forever).
+        while not released:
             await asyncio.sleep(s.agent_run_lease_seconds / 3)
+            if released:
+                return
             with contextlib.suppress(RedisError):
                 await api.redis.eval(RENEW_SLOT_SCRIPT, 1, key, lease_ms, run_id)
 
@@ -493,11 +500,12 @@ async def run_slot(api: AgentAPI, caller: str) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        released = True
         renewer.cancel()
         # A client that left cancels this block again and again: the release must
         # still reach Redis, or the slot stays taken until its lease expires.
         with anyio.CancelScope(shield=True):
-            await asyncio.gather(renewer, return_exceptions=True)
+            await asyncio.wait([renewer], timeout=s.redis_timeout_seconds)
             with contextlib.suppress(RedisError):
                 await api.redis.zrem(key, run_id)
 

@@ -1099,6 +1099,7 @@ class RunSlots:
         self.prefix = settings.redis_key_prefix
         self.limit = settings.agent_max_concurrent_runs_per_user
         self.lease_s = settings.agent_run_lease_seconds
+        self.renew_wait_s = settings.redis_timeout_seconds
         self.memory: dict[str, int] = {}
 
     @asynccontextmanager
@@ -1135,21 +1136,29 @@ class RunSlots:
             raise self.refusal()
         renew = redis.register_script(_RENEW_LUA)
 
-        async def renew_forever() -> None:
-            while True:
+        released = False
+
+        async def renew_until_released() -> None:
+            # Stops at `released` too, not only when cancelled: a cancellation that
+            # lands in the Redis call may come out as a Redis error, which the loop
+            # must not outlive (the release below would wait for it forever).
+            while not released:
                 await asyncio.sleep(self.lease_s / 3)
+                if released:
+                    return
                 with suppress(Exception):
                     await renew(keys=[key], args=[lease_ms, run_id])
 
-        renewer = asyncio.create_task(renew_forever())
+        renewer = asyncio.create_task(renew_until_released())
         try:
             yield
         finally:
+            released = True
             renewer.cancel()
             # A client that left cancels this block again and again: the release must
             # still reach Redis, or the slot stays taken until its lease expires.
             with anyio.CancelScope(shield=True):
-                await asyncio.gather(renewer, return_exceptions=True)
+                await asyncio.wait([renewer], timeout=self.renew_wait_s)
                 try:
                     await redis.zrem(key, run_id)
                 except Exception:

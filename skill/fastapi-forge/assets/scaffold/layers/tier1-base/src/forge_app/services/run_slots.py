@@ -98,9 +98,15 @@ async def run_slot(resources: Resources, caller: str) -> AsyncIterator[None]:
 
     renew_script = redis.register_script(RENEW_SCRIPT)
 
+    released = False
+
     async def renew() -> None:
-        while True:
+        # Stops at `released` too, not only when cancelled: a cancellation that lands in
+        # the Redis call may come out as a RedisError, which the loop must not outlive.
+        while not released:
             await asyncio.sleep(settings.agent_run_lease_seconds / 3)
+            if released:
+                return
             with contextlib.suppress(RedisError):
                 await renew_script(keys=[key], args=[lease_ms, run_id])
 
@@ -108,13 +114,13 @@ async def run_slot(resources: Resources, caller: str) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        released = True
         renewer.cancel()
         # A client that left cancels this block again and again: the release must
         # still reach Redis (bounded by REDIS_TIMEOUT_SECONDS), or the slot stays taken
-        # until its lease expires.
+        # until its lease expires. The renewer is waited for a bounded time as well.
         with anyio.CancelScope(shield=True):
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await asyncio.wait([renewer], timeout=settings.redis_timeout_seconds)
             try:
                 await redis.zrem(key, run_id)
             except RedisError:
