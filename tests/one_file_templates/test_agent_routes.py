@@ -174,7 +174,8 @@ def test_a_submit_that_fails_leaves_no_idempotency_key_without_its_job(
             assert failed.status_code >= 500, failed.text
             keys = admin.keys(f"{prefix}idempotency:*")
             assert keys == [], {key: admin.get(key) for key in keys}
-            admin.acl_setuser(user, commands=["+hset"])
+            # acl_setuser sends `off` unless told otherwise: new connections could not log in.
+            admin.acl_setuser(user, enabled=True, commands=["+hset"])
             first = client.post("/agents/run/async", json={"prompt": "hi"})
             assert first.status_code == 202, first.text
             again = client.post("/agents/run/async", json={"prompt": "hi"})
